@@ -1,0 +1,97 @@
+"""The deployment target interface and the `deployment.json` record every later stage reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS_ENV = "RELEASE_ARTIFACTS"
+DEPLOYMENT_FILE = "deployment.json"
+
+
+def artifacts_dir() -> Path:
+    """The artifacts folder: `$RELEASE_ARTIFACTS` or `artifacts/` at the project root."""
+    configured = os.environ.get(ARTIFACTS_ENV)
+    return Path(configured) if configured else PROJECT_ROOT / "artifacts"
+
+
+class DeployError(Exception):
+    """A deployment failed; the message is one line a release engineer can act on."""
+
+
+class ConfigError(DeployError):
+    """The command, its flags or its input files are wrong: nothing was deployed (exit code 2)."""
+
+
+@dataclass
+class Deployment:
+    """What `deployment.json` holds: where the service answers and how to reach it (never the key)."""
+
+    target: str
+    name: str
+    scoring_uri: str
+    health_uri: str
+    swagger_uri: str | None
+    auth: bool
+    key_env: str | None
+    model: dict[str, str]
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> str | None:
+        """The scoring key read from the named environment variable, or None when auth is off."""
+        if not self.auth or not self.key_env:
+            return None
+        value = os.environ.get(self.key_env)
+        if not value:
+            raise ConfigError(
+                f"the deployment needs a scoring key but ${self.key_env} is empty or unset; "
+                f"export {self.key_env} with the service key"
+            )
+        return value
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        """Read a deployment file; a missing or malformed one raises DeployError naming the fix."""
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no deployment file; run `python -m deploy up --target local` first") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a readable deployment file ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a JSON object; redeploy to rewrite it")
+        known = set(cls.__dataclass_fields__)
+        missing = {"target", "name", "scoring_uri", "health_uri"} - raw.keys()
+        if missing:
+            raise ConfigError(f"{path}: missing fields {sorted(missing)}; redeploy to rewrite it")
+        raw.setdefault("swagger_uri", None)
+        raw.setdefault("auth", False)
+        raw.setdefault("key_env", None)
+        raw.setdefault("model", {})
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+class Target(Protocol):
+    """A place the scoring service runs. Each target module exposes one of these.
+
+    `up` deploys the model folder and returns the Deployment (the caller writes it);
+    `down` removes what `up` created; both raise DeployError with a one-line message.
+    """
+
+    name: str
+
+    def up(self, *, model_dir: Path, artifacts: Path, options: dict[str, Any]) -> Deployment: ...
+
+    def down(self, deployment: Deployment, *, artifacts: Path) -> None: ...
