@@ -12,7 +12,7 @@ ARTIFACTS ?= artifacts
 PROFILE ?= steady
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-v2 lock build release test lint format typecheck unit managed-tests scenarios smoke bench clean
+.PHONY: help venv venv-v2 lock lock-v2 build release test lint format typecheck unit managed-tests scenarios smoke bench clean
 
 help:
 	@echo "make release   build, deploy (local), verify, load ($(PROFILE)), judge, tear down; exit code = verdict"
@@ -46,6 +46,12 @@ lock:
 	{ echo "# Fully pinned tree for .venv (Python 3.11). Regenerate: make lock"; .venv-lock/bin/python -m pip freeze; } > requirements.lock
 	rm -rf .venv-lock
 
+lock-v2:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -r requirements-v2.in
+	{ echo "# Fully pinned tree for .venv-v2 (azure-ai-ml, Python 3.11). Regenerate: make lock-v2"; .venv-lock/bin/python -m pip freeze; } > requirements-v2.lock
+	rm -rf .venv-lock
+
 build: venv
 	$(BIN)/python -m service.build
 
@@ -65,7 +71,8 @@ format: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+# venv-v2 too: the managed target's re-exec test needs the second environment.
+unit: venv venv-v2
 	$(BIN)/pytest tests
 
 managed-tests: venv-v2
