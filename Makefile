@@ -84,6 +84,9 @@ smoke: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks.release_bench
+	$(BIN)/python -m benchmarks.load_percentile_accuracy
+	$(BIN)/python -m benchmarks.load_judge_quality
+	$(BIN)/python -m benchmarks.load_generator_capacity
 
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
