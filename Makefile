@@ -43,13 +43,13 @@ venv-v2: $(STAMP_V2)
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet -r requirements.in
-	{ echo "# Fully pinned tree for .venv (Python 3.11). Regenerate: make lock"; .venv-lock/bin/python -m pip freeze; } > requirements.lock
+	{ echo "# Fully pinned tree for .venv (Python 3.11). Regenerate: make lock"; .venv-lock/bin/python -m pip freeze --all | grep -v "^pip=="; } > requirements.lock
 	rm -rf .venv-lock
 
 lock-v2:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet -r requirements-v2.in
-	{ echo "# Fully pinned tree for .venv-v2 (azure-ai-ml, Python 3.11). Regenerate: make lock-v2"; .venv-lock/bin/python -m pip freeze; } > requirements-v2.lock
+	{ echo "# Fully pinned tree for .venv-v2 (azure-ai-ml, Python 3.11). Regenerate: make lock-v2"; .venv-lock/bin/python -m pip freeze --all | grep -v "^pip=="; } > requirements-v2.lock
 	rm -rf .venv-lock
 
 build: venv

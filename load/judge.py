@@ -317,7 +317,9 @@ def _verify_check(tally: _Tally, verify: VerifySummary) -> None:
     names = f" ({', '.join(verify.failed[:3])}{', …' if len(verify.failed) > 3 else ''})" if verify.failed else ""
     tally.add(
         "verify scenarios",
-        f"{verify.tests - broken - verify.skipped} of {verify.tests} passed",
+        f"{verify.tests - broken - verify.skipped} passed"
+        + (f", {verify.skipped} skipped" if verify.skipped else "")
+        + (f", {broken} failed" if broken else ""),
         "all pass",
         FAIL if broken else PASS,
         f"verify: {broken} of {verify.tests} scenarios failed{names}" if broken else None,
