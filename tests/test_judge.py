@@ -82,14 +82,18 @@ def test_failed_verify_scenarios_reject() -> None:
     decision = judge(results(), SLO, verify=verify)
     assert decision.verdict == REJECT
     assert decision.reasons == ["verify: 2 of 30 scenarios failed (a, b)"]
-    assert ("verify scenarios", "28 passed, 2 failed", "fail") in [(c.name, c.measured, c.status) for c in decision.checks]
+    assert ("verify scenarios", "28 passed, 2 failed", "fail") in [
+        (c.name, c.measured, c.status) for c in decision.checks
+    ]
 
 
 def test_passed_verify_scenarios_promote() -> None:
     verify = VerifySummary(path="v.xml", tests=30, failures=0, errors=0, skipped=2)
     decision = judge(results(), SLO, verify=verify)
     assert decision.verdict == PROMOTE
-    assert ("verify scenarios", "28 passed, 2 skipped", "pass") in [(c.name, c.measured, c.status) for c in decision.checks]
+    assert ("verify scenarios", "28 passed, 2 skipped", "pass") in [
+        (c.name, c.measured, c.status) for c in decision.checks
+    ]
 
 
 def test_too_few_samples_holds() -> None:
