@@ -9,20 +9,27 @@
     python -m deploy up --target managed         # v2 managed online endpoint (azure-ai-ml, runs in .venv-v2)
     export AZUREML_SCORING_KEY="$(python -m deploy key)"   # the key goes to stdout only when asked like this
 
-Exit codes: 0 done, 1 the deployment or teardown failed, 2 usage or configuration error.
+Exit codes: 0 done (also `down` with no deployment file: nothing to tear down), 1 the deployment or teardown
+failed, 2 usage or configuration error, 130/143 interrupted by SIGINT/SIGTERM (what it had started is stopped).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import importlib
 import json
 import logging
+import math
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from deploy.base import DEPLOYMENT_FILE, PROJECT_ROOT, ConfigError, DeployError, Deployment, Target, artifacts_dir
@@ -41,6 +48,57 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 AZURE_TARGETS = ("aci", "aks", "managed")
 # `up --smoke` runs the smoke scenarios; they are a handful of requests, minutes at most even against a cold AKS.
 SMOKE_TIMEOUT_S = 900
+LOCK_FILE = ".deploy.lock"  # in the artifacts folder: one `up` or `down` at a time may change deployment.json
+EXIT_TERMINATED = 128 + signal.SIGTERM  # the shell convention for "ended by SIGTERM"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled pipeline) arrived: unwind like Ctrl-C so every started server is stopped."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into an exception once; a repeat during the clean-up is ignored so the clean-up finishes."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While the block runs, SIGTERM raises Terminated (main thread only: Python delivers signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def exclusive(artifacts: Path) -> Iterator[None]:
+    """Hold <artifacts>/.deploy.lock so concurrent up/down calls on one artifacts folder take turns."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with (artifacts / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another deploy command is changing %s; waiting for it to finish", artifacts)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Reject --timeout and --workers values no target can honour (nan or inf would wait forever)."""
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout {timeout:g}: expected a finite number of seconds above 0")
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: expected a whole number of at least 1")
 
 
 def load_target(name: str) -> Target:
@@ -157,6 +215,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
 
     if args.command == "up":
+        check_numbers(args)
         ensure_interpreter(args.target, argv)
         target = load_target(args.target)
         options: dict[str, Any] = {
@@ -165,10 +224,18 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             if key not in {"command", "target", "artifacts", "deployment", "verbose", "model_dir", "smoke"}
         }
         options["deployment_file"] = deployment_file
-        deployment = target.up(model_dir=args.model_dir or artifacts / "model", artifacts=artifacts, options=options)
+        model_dir = args.model_dir or artifacts / "model"
         if options.get("dry_run"):
+            target.up(model_dir=model_dir, artifacts=artifacts, options=options)
             return EXIT_OK
-        deployment.save(deployment_file)
+        with exclusive(artifacts):
+            deployment = target.up(model_dir=model_dir, artifacts=artifacts, options=options)
+            try:
+                deployment.save(deployment_file)
+            except BaseException:
+                if deployment.target == "local":  # unrecorded, nothing else would ever stop it
+                    target.down(deployment, artifacts=artifacts)
+                raise
         print(f"deployed {deployment.name} ({deployment.target}): {deployment.scoring_uri}")
         print(f"wrote {deployment_file}")
         if args.smoke:
@@ -179,6 +246,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
     if args.target in AZURE_TARGETS:
         ensure_interpreter(args.target, argv)
+    if args.command == "down":
+        with exclusive(artifacts):
+            return tear_down(args, argv, deployment_file=deployment_file, artifacts=artifacts)
     deployment, from_file = existing_deployment(args, deployment_file, artifacts)
     if args.target and args.target != deployment.target:
         raise ConfigError(
@@ -189,18 +259,40 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         print(json.dumps(asdict(deployment), indent=2))
         return EXIT_OK
 
-    ensure_interpreter(deployment.target, argv)
-    target = load_target(deployment.target)
-    if args.command == "key":
-        fetch_key = getattr(target, "fetch_key", None)
-        if fetch_key is None:
-            hint = f"it is in ${deployment.key_env}" if deployment.key_env else "this deployment has no key auth"
-            raise ConfigError(f"--target {deployment.target} has no key to fetch; {hint}")
-        with contextlib.redirect_stdout(sys.stderr):  # SDK chatter must not end up in `export KEY=$(...)`
-            key = fetch_key(deployment, azure_options(args))
-        print(key)
-        return EXIT_OK
+    target = recorded_target(deployment, deployment_file=deployment_file, from_file=from_file, argv=argv)
+    fetch_key = getattr(target, "fetch_key", None)
+    if fetch_key is None:
+        hint = f"it is in ${deployment.key_env}" if deployment.key_env else "this deployment has no key auth"
+        raise ConfigError(f"--target {deployment.target} has no key to fetch; {hint}")
+    with contextlib.redirect_stdout(sys.stderr):  # SDK chatter must not end up in `export KEY=$(...)`
+        key = fetch_key(deployment, azure_options(args))
+    print(key)
+    return EXIT_OK
 
+
+def recorded_target(deployment: Deployment, *, deployment_file: Path, from_file: bool, argv: list[str]) -> Target:
+    """The target a deployment names; an unknown name read from a file is that file's fault, not a flag's."""
+    if from_file and deployment.target not in TARGETS:
+        raise ConfigError(
+            f"{deployment_file}: target {deployment.target!r} is not one of {', '.join(TARGETS)}; "
+            "fix the file or delete it once whatever it describes is stopped"
+        )
+    ensure_interpreter(deployment.target, argv)
+    return load_target(deployment.target)
+
+
+def tear_down(args: argparse.Namespace, argv: list[str], *, deployment_file: Path, artifacts: Path) -> int:
+    """`down`: remove what the deployment describes; nothing recorded is nothing to do (a repeat is harmless)."""
+    if args.target not in AZURE_TARGETS and not deployment_file.exists():
+        print(f"nothing to tear down: {deployment_file} does not exist")
+        return EXIT_OK
+    deployment, from_file = existing_deployment(args, deployment_file, artifacts)
+    if args.target and args.target != deployment.target:
+        raise ConfigError(
+            f"{deployment_file} describes a {deployment.target!r} deployment, not --target {args.target}; "
+            "pass --deployment for the other file"
+        )
+    target = recorded_target(deployment, deployment_file=deployment_file, from_file=from_file, argv=argv)
     if deployment.target in AZURE_TARGETS:
         target.down(deployment, artifacts=artifacts, options=azure_options(args))  # type: ignore[call-arg]
     else:
@@ -218,13 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return run(args, argv)
+        with sigterm_unwinds():
+            return run(args, argv)
     except ConfigError as exc:
         print(f"deploy: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DeployError as exc:
         print(f"deploy: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:
+        print("deploy: terminated (SIGTERM); stopped what this command had started", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("deploy: interrupted", file=sys.stderr)
         return 130

@@ -69,6 +69,13 @@ def read_decision(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _judged_version(decision: dict[str, Any]) -> str | None:
+    """The model version the judge's decision is about, when the decision records one."""
+    model = decision.get("model")
+    version = model.get("version") if isinstance(model, dict) else None
+    return str(version) if version else None
+
+
 def _percent(value: float) -> int:
     """Target utilisation as the whole percent AKS wants: 0.7 and 70 both mean 70 %."""
     return round(value * 100) if value <= 1 else round(value)
@@ -130,10 +137,16 @@ class AksTarget(V1Target):
             return self._forced(gate, f"there is no usable decision ({exc})") if force else {**gate, "refused": True}
         verdict = decision["verdict"]
         gate = {"decision_file": str(path), "verdict": verdict, "sizing": decision.get("sizing")}
-        if verdict == PROMOTE:
+        judged = _judged_version(decision)
+        if judged is not None and judged != settings.card.version:
+            because = (
+                f"the decision judged model version {judged!r}, but the model folder holds {settings.card.version!r}"
+            )
+        elif verdict == PROMOTE:
             return {**gate, "forced": False}
-        reasons = [str(reason) for reason in decision.get("reasons") or []][:3]
-        because = f"the judge's verdict is {verdict!r}" + (f" ({'; '.join(reasons)})" if reasons else "")
+        else:
+            reasons = [str(reason) for reason in decision.get("reasons") or []][:3]
+            because = f"the judge's verdict is {verdict!r}" + (f" ({'; '.join(reasons)})" if reasons else "")
         if force:
             return self._forced(gate, because)
         if settings.dry_run:

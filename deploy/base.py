@@ -12,6 +12,21 @@ from typing import Any, Protocol
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS_ENV = "RELEASE_ARTIFACTS"
 DEPLOYMENT_FILE = "deployment.json"
+# JSON types of the deployment.json fields (docs/contracts.md); later stages trust them once the file has loaded.
+FIELD_TYPES: dict[str, type] = {
+    "target": str,
+    "name": str,
+    "scoring_uri": str,
+    "health_uri": str,
+    "swagger_uri": str,
+    "auth": bool,
+    "key_env": str,
+    "model": dict,
+    "created_at": str,
+    "details": dict,
+}
+NULLABLE_FIELDS = frozenset({"swagger_uri", "key_env"})  # null means "none" for these two
+SHOWN_CHARS = 60  # a corrupt value is quoted in the error message, cut so the message stays one readable line
 
 
 def artifacts_dir() -> Path:
@@ -80,7 +95,43 @@ class Deployment:
         raw.setdefault("auth", False)
         raw.setdefault("key_env", None)
         raw.setdefault("model", {})
+        _check_types(path, raw)
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def _check_types(path: Path, raw: dict[str, Any]) -> None:
+    """Reject a field of the wrong JSON type with a ConfigError naming the file and the field."""
+    for name, expected in FIELD_TYPES.items():
+        if name not in raw or (raw[name] is None and name in NULLABLE_FIELDS):
+            continue
+        value = raw[name]
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise ConfigError(
+                f"{path}: field {name!r} is {_shown(value)}, expected {_type_word(expected)}; redeploy to rewrite it"
+            )
+    details = raw.get("details", {})
+    if raw["target"] != "local":
+        return
+    for name in ("pid", "pgid", "port"):
+        value = details.get(name)
+        if value is None and name != "pid":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(
+                f"{path}: field 'details.{name}' is {_shown(value)}, expected a whole number above 0; "
+                "stop the local server by hand if it still runs, then delete the file"
+            )
+
+
+def _shown(value: Any) -> str:
+    """A short JSON rendering of a bad value for an error message."""
+    text = json.dumps(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def _type_word(expected: type) -> str:
+    """How an error message names a JSON type."""
+    return {str: "a string", bool: "true or false", dict: "an object"}[expected]
 
 
 class Target(Protocol):

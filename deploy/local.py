@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -67,7 +68,9 @@ FOREIGN_OPTIONS = {
     "dry_run": ("--dry-run", "there is nothing to plan locally"),
     "force": ("--force", "it applies to AKS promotion only"),
 }
-# The last line of a Python traceback: `RuntimeError: message`, `pkg.mod.CustomError: message`, `KeyError: 'x'`.
+# A traceback's header; its frames follow indented, then the exception line `pkg.mod.AnyName: message` unindented.
+TRACEBACK_HEADER = "Traceback (most recent call last):"
+# Fallback when a log holds no traceback: a line that looks like `RuntimeError: message` or `pkg.mod.CustomError`.
 EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)(?:: .*)?$")
 LOG_RECORD_START = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")  # azmlinfsrv's log format starts so
 SERVER_PACKAGE = "azureml_inference_server_http."
@@ -105,8 +108,8 @@ class _Settings:
             raise ConfigError(f"--workers {workers!r}: expected a whole number of at least 1")
         timeout = options.get("timeout")
         timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(f"--timeout {timeout!r}: expected a number of seconds above 0")
+        if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigError(f"--timeout {timeout!r}: expected a finite number of seconds above 0")
         deployment_file = options.get("deployment_file")
         return cls(
             name=options.get("name") or DEFAULT_NAME,
@@ -208,18 +211,25 @@ def _probe(port: int, timeout: float) -> int | None:
 
 
 def _exception_line(log_file: Path) -> str | None:
-    """The last `SomeError: message` line of the server log: why init() or the script import failed."""
+    """Why init() or the script import failed: the user's exception line from the last traceback in the log."""
     try:
         text = log_file.read_text(errors="replace")
     except OSError:
         return None
-    found: list[str] = []
-    noise = False
+    from_tracebacks: list[str] = []
+    lookalikes: list[str] = []
+    noise = in_traceback = False
     for line in text.splitlines():
         if LOG_RECORD_START.match(line):
             noise = any(marker in line for marker in KNOWN_NOISE)
-        elif not noise and EXCEPTION_LINE.match(line.strip()):
-            found.append(line.strip())
+        if line.rstrip().endswith(TRACEBACK_HEADER):
+            in_traceback = not noise
+        elif in_traceback and line.strip() and not line[0].isspace():
+            from_tracebacks.append(line.strip())  # the first unindented line after the frames ends the traceback
+            in_traceback = False
+        elif not noise and not in_traceback and EXCEPTION_LINE.match(line.strip()):
+            lookalikes.append(line.strip())
+    found = from_tracebacks or lookalikes
     # The server wraps the script's exception in its own (UserScriptException); the script's one says more.
     users = [line for line in found if not line.startswith(SERVER_PACKAGE)]
     candidates = users or found
@@ -272,6 +282,27 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def _recorded_ids(details: dict[str, Any]) -> tuple[int, int, int]:
+    """(pid, pgid, port) of the server a local deployment record names."""
+    ids: dict[str, Any] = {name: details.get(name) for name in ("pid", "pgid", "port")}
+    ids["pgid"] = ids["pid"] if ids["pgid"] is None else ids["pgid"]
+    for name, value in ids.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(
+                f"the deployment file has {value!r} as details.{name}, not a whole number; "
+                "stop the server by hand and delete the file"
+            )
+    return ids["pid"], ids["pgid"], ids["port"]
+
+
+def _identity_args(*, port: int, model_dir: str | None) -> list[str]:
+    """Command-line fragments `_start` gave our server: the recorded port, and the model folder when recorded."""
+    expected = [f" --port {port} "]
+    if model_dir:
+        expected.append(f" --model_dir {model_dir} ")
+    return expected
 
 
 def _reap() -> None:
@@ -355,18 +386,23 @@ class LocalTarget:
 
     def down(self, deployment: Deployment, *, artifacts: Path) -> None:
         """Stop the server process group recorded in the deployment, if it is still ours and still running."""
-        try:
-            pid = int(deployment.details["pid"])
-            pgid = int(deployment.details.get("pgid", pid))
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError("the deployment file has no server pid under details; stop the server by hand") from None
+        pid, pgid, port = _recorded_ids(deployment.details)
         # An exiting process shows an empty command line before it turns zombie: it is leaving, not a stranger.
         cmdlines = {member: _cmdline(member) for member in _group_members(pgid)}
         members = [member for member, cmdline in cmdlines.items() if cmdline]
-        ours = [member for member in members if LAUNCHER in cmdlines[member]]
-        if not ours:
+        servers = [member for member in members if LAUNCHER in cmdlines[member]]
+        if not servers:
             log.info("server pid %s is already gone; nothing to stop", pid)
             return
+        expected = _identity_args(port=port, model_dir=deployment.details.get("model_dir"))
+        ours = [member for member in servers if all(arg in cmdlines[member] for arg in expected)]
+        if len(ours) != len(servers):
+            wanted = " and ".join(repr(arg.strip()) for arg in expected)
+            raise DeployError(
+                f"pid {pid} runs a {LAUNCHER} server that is not the recorded one (expected {wanted} "
+                f"in its command line); it may be another project's, so it was not signalled: check `ps -o args "
+                f"-p {pid}`, stop the recorded server by hand, then delete the deployment file"
+            )
         if len(ours) != len(members):
             raise DeployError(
                 f"process group {pgid} now holds programs other than the server; refusing to signal it, "
@@ -382,8 +418,11 @@ class LocalTarget:
         try:
             previous = Deployment.load(deployment_file)
         except ConfigError as exc:
-            log.warning("ignoring the unreadable previous deployment file: %s", exc)
-            return
+            # Starting anyway would orphan the server the file described (it may still run, unrecorded).
+            raise ConfigError(
+                f"{exc}; the server it described may still run: stop it by hand (ps -ef | grep {LAUNCHER}), "
+                f"then delete {deployment_file} and run up again"
+            ) from None
         if previous.target != self.name:
             raise ConfigError(
                 f"{deployment_file} describes a {previous.target!r} deployment; run `python -m deploy down` first "
@@ -391,6 +430,8 @@ class LocalTarget:
             )
         log.info("replacing the running local deployment (pid %s)", previous.details.get("pid"))
         self.down(previous, artifacts=artifacts)
+        # The record now names a stopped server; if the new start fails, nothing may point at the old one.
+        deployment_file.unlink(missing_ok=True)
 
     def _describe(
         self,

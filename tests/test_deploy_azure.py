@@ -525,6 +525,23 @@ def test_aks_refuses_without_promote(
     assert aks_env.sdk_built == 0 and aks_env.services == {}, "a refused promotion touches nothing"
 
 
+def test_aks_refuses_a_decision_about_another_model(cli: Any, project: Project, aks_env: FakeAzure) -> None:
+    project.decide("promote", model={"name": "demand-forecast", "version": "0123456789ab"})
+    result = cli("up", "--target", "aks", *project.args())
+
+    assert result.code == 1
+    assert "the decision judged model version '0123456789ab', but the model folder holds" in result.last_line
+    assert aks_env.sdk_built == 0 and aks_env.services == {}, "a refused promotion touches nothing"
+
+
+def test_aks_promotes_the_judged_model(cli: Any, project: Project, aks_env: FakeAzure) -> None:
+    version = json.loads((project.model / "model.json").read_text())["version"]
+    project.decide("promote", model={"name": "demand-forecast", "version": version})
+    result = cli("up", "--target", "aks", *project.args())
+
+    assert result.code == 0, result.err
+
+
 def test_aks_force_promotes_and_records_override(cli: Any, project: Project, aks_env: FakeAzure) -> None:
     project.decide("hold", reasons=["only 180 requests, need 500"])
     result = cli("up", "--target", "aks", "--force", *project.args())

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 NOOP = FIXTURES / "noop_score.py"
 FAILING = FIXTURES / "failing_score.py"
 SLOW = FIXTURES / "slow_score.py"
+BAD_CONFIG = FIXTURES / "deploy_badconfig_score.py"
 MODEL = {"name": "demand-forecast", "version": "0123456789ab"}
 NOOP_ANSWER = {"result": [0.0], "fixture": "noop"}
 INIT_ERROR = "fixture model could not be loaded on purpose"  # failing_score.py raises RuntimeError(INIT_ERROR)
@@ -39,6 +41,23 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def servers_of(model_dir: Path) -> list[int]:
+    """Pids of the server process-group leaders serving `model_dir` (found by their command line)."""
+    marker = f" --model_dir {model_dir.resolve()} "
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not alive(int(entry.name)):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            leader = os.getpgid(int(entry.name)) == int(entry.name)
+        except OSError:
+            continue
+        if leader and "deploy._serve" in cmdline and marker in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def kill_group(pid: int) -> None:
@@ -398,10 +417,10 @@ def test_cli_up_describe_down(artifacts: Path) -> None:
     ("args", "names"),
     [
         (("up", "--target", "nowhere"), "--target 'nowhere'"),
-        (("down",), "deployment.json"),
+        (("describe",), "deployment.json"),
         (("up", "--target", "local", "--entry-script", "no/such/score.py"), "--entry-script"),
     ],
-    ids=["unknown-target", "down-without-deployment", "missing-entry-script"],
+    ids=["unknown-target", "describe-without-deployment", "missing-entry-script"],
 )
 def test_cli_errors_exit_2_with_one_line(artifacts: Path, args: tuple[str, ...], names: str) -> None:
     done = run_cli(*args, artifacts=artifacts)
@@ -444,3 +463,194 @@ def test_real_entry_script_serves_a_built_model(tmp_path: Path, started: list[su
     assert answer["model"]["version"] == card["version"]
     assert (legacy_status, legacy["result"]) == (200, answer["result"])
     assert not alive(deployment.details["pid"])
+
+
+@pytest.fixture
+def stray_servers(artifacts: Path) -> Iterator[None]:
+    """Kill by pid any server of this test's model folder still running at teardown (CLI tests)."""
+    yield
+    for pid in servers_of(artifacts / "model"):
+        kill_group(pid)
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll a condition, bounded by the CLI timeout."""
+    for _ in range(CLI_TIMEOUT_S * 10):
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {CLI_TIMEOUT_S} s")
+
+
+@pytest.mark.slow
+@pytest.mark.local
+@pytest.mark.usefixtures("stray_servers")
+def test_sigterm_during_up_stops_the_server(artifacts: Path) -> None:
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "deploy", "up", "--entry-script", str(SLOW), "--timeout", str(GENEROUS_DEADLINE_S)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, ARTIFACTS_ENV: str(artifacts)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: bool(servers_of(artifacts / "model")), "the server start")
+        server = servers_of(artifacts / "model")[0]
+        cli.send_signal(signal.SIGTERM)
+        _, err = cli.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(timeout=10)
+
+    assert cli.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert servers_of(artifacts / "model") == [], "SIGTERM left the server running"
+    assert local._group_members(server) == []
+    assert not (artifacts / "deployment.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "0"), ("--workers", "0")],
+    ids=["timeout-nan", "timeout-inf", "timeout-zero", "workers-zero"],
+)
+@pytest.mark.usefixtures("stray_servers")
+def test_cli_rejects_unusable_numbers(artifacts: Path, flag: str, value: str) -> None:
+    done = run_cli("up", "--entry-script", str(NOOP), flag, value, artifacts=artifacts)
+
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{flag} {value}" in lines[0], done.stderr
+    assert servers_of(artifacts / "model") == []
+
+
+def test_up_refuses_an_unreadable_previous_record(artifacts: Path, started: list[subprocess.Popen[bytes]]) -> None:
+    deployment_file = artifacts / "deployment.json"
+    deployment_file.write_text('{"target": "local", "pid": ')
+
+    with pytest.raises(ConfigError) as failure:
+        local.TARGET.up(
+            model_dir=artifacts / "model",
+            artifacts=artifacts,
+            options={"entry_script": NOOP, "deployment_file": deployment_file},
+        )
+
+    assert str(deployment_file) in str(failure.value)
+    assert "stop it" in str(failure.value) and "delete" in str(failure.value)
+    assert started == [], "a new server started beside one the unreadable file may describe"
+    assert deployment_file.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.local
+@pytest.mark.usefixtures("stray_servers")
+def test_concurrent_cli_ups_leave_one_recorded_server(artifacts: Path) -> None:
+    command = [sys.executable, "-m", "deploy", "up", "--entry-script", str(NOOP)]
+    env = {**os.environ, ARTIFACTS_ENV: str(artifacts)}
+    clis = [
+        subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = []
+    for cli in clis:
+        try:
+            outcomes.append(cli.communicate(timeout=CLI_TIMEOUT_S))
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait(timeout=10)
+
+    assert [cli.returncode for cli in clis] == [0, 0], [err for _, err in outcomes]
+    record = json.loads((artifacts / "deployment.json").read_text())
+    assert servers_of(artifacts / "model") == [record["details"]["pid"]], "a server runs that no record names"
+
+
+@pytest.mark.slow
+@pytest.mark.local
+def test_failed_replacement_leaves_no_stale_record(up: Callable[..., Deployment], artifacts: Path) -> None:
+    deployment_file = artifacts / "deployment.json"
+    first = up(deployment_file=deployment_file)
+    first.save(deployment_file)
+
+    with pytest.raises(DeployError, match=INIT_ERROR):
+        up(deployment_file=deployment_file, entry_script=FAILING)
+
+    assert not alive(first.details["pid"]), "the previous server still runs"
+    assert not deployment_file.exists(), "deployment.json still names the stopped server"
+
+
+@pytest.mark.slow
+@pytest.mark.local
+@pytest.mark.parametrize(
+    ("field", "forged"),
+    [("port", lambda port, model_dir: port + 1), ("model_dir", lambda port, model_dir: model_dir + "-other")],
+    ids=["other-port", "other-model-dir"],
+)
+def test_down_never_signals_another_projects_server(
+    up: Callable[..., Deployment], artifacts: Path, field: str, forged: Callable[[int, str], Any]
+) -> None:
+    deployment = up()
+    details = {**deployment.details, field: forged(deployment.details["port"], deployment.details["model_dir"])}
+    record = Deployment(**{**asdict(deployment), "details": details})
+    deployment_file = artifacts / "deployment.json"
+    record.save(deployment_file)
+
+    with pytest.raises(DeployError, match=f"pid {deployment.details['pid']} runs a deploy._serve server"):
+        local.TARGET.down(record, artifacts=artifacts)
+    done = run_cli("down", artifacts=artifacts)
+
+    assert done.returncode == 1, done.stderr
+    assert "not the recorded one" in done.stderr and "Traceback" not in done.stderr
+    assert alive(deployment.details["pid"]), "down signalled a server the record does not describe"
+    assert deployment_file.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.local
+def test_init_error_of_any_class_name_is_reported(artifacts: Path, started: list[subprocess.Popen[bytes]]) -> None:
+    with pytest.raises(DeployError) as failure:
+        local.TARGET.up(
+            model_dir=artifacts / "model",
+            artifacts=artifacts,
+            options={"entry_script": BAD_CONFIG, "timeout": GENEROUS_DEADLINE_S},
+        )
+
+    assert "entry_module.BadConfig: the config is bad" in str(failure.value)
+    assert "UserScriptException" not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ('"target": ["local"]', "field 'target'"),
+        ('"target": "local", "details": {"pid": 1e400, "port": 1}', "field 'details.pid'"),
+        ('"target": "local", "details": {"pid": "12", "port": 1}', "field 'details.pid'"),
+        ('"target": "local", "auth": "no", "details": {"pid": 12, "port": 1}', "field 'auth'"),
+        ('"target": "nosuch"', "target 'nosuch' is not one of"),
+    ],
+    ids=["target-list", "pid-overflow", "pid-string", "auth-string", "unknown-target"],
+)
+def test_cli_down_names_the_corrupt_field(artifacts: Path, text: str, names: str) -> None:
+    deployment_file = artifacts / "deployment.json"
+    uri = "http://127.0.0.1:1/"
+    deployment_file.write_text(f'{{"name": "x", "scoring_uri": "{uri}score", "health_uri": "{uri}", {text}}}')
+
+    done = run_cli("down", artifacts=artifacts)
+
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(deployment_file) in lines[0] and names in lines[0]
+    assert "--target" not in lines[0]
+    assert deployment_file.exists()
+
+
+def test_cli_down_without_a_record_is_a_no_op(artifacts: Path) -> None:
+    first = run_cli("down", artifacts=artifacts)
+    again = run_cli("down", artifacts=artifacts)
+
+    for done in (first, again):
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"nothing to tear down: {artifacts / 'deployment.json'} does not exist"
