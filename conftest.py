@@ -105,6 +105,12 @@ def check_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--scoring-uri {scoring_uri!r} is not an http(s) URL; pass the full scoring URI")
     if config.getoption("key_env") and not (deployment_file or scoring_uri):
         raise pytest.UsageError("--key-env needs --scoring-uri or --deployment (the local target has no key auth)")
+    chosen_model: Path | None = config.getoption("model_dir")
+    if chosen_model is not None and not (chosen_model / MODEL_CARD).is_file():
+        # Given explicitly, a folder without a card must not quietly skip the forecast scenarios.
+        raise pytest.UsageError(
+            f"--model-dir {chosen_model} holds no {MODEL_CARD}; pass the folder `python -m service.build` wrote"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -234,7 +240,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
 
 @pytest.fixture(scope="session")
 def model_card(request: pytest.FixtureRequest, deployment: Deployment) -> dict[str, Any]:
-    """model.json of the deployed model (reference forecasts, max_horizon); skips when it is not at hand."""
+    """model.json of the deployed model; skips only when --model-dir was not given and the default is absent."""
     path = model_dir(request.config) / MODEL_CARD
     try:
         card: dict[str, Any] = json.loads(path.read_text())

@@ -5,7 +5,8 @@
     python -m service.build --data weekly.csv --date-column week --value-column units --frequency W --out model/
 
 Input rules and the gap-filling rule for CSV files are in service/series.py; the model and its holdout test in
-service/model.py. Exit codes: 0 built, 1 the model could not be fitted or saved, 2 usage or data error.
+service/model.py. Exit codes: 0 built, 1 the model could not be saved or reloaded, 2 usage or data error
+(including a series the model's numerics cannot fit, e.g. values on an absurd scale).
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         meta = model.build(series, out=out, name=args.name, max_horizon=max_horizon)
     except OSError as exc:
         raise ModelError(f"cannot write to {out} ({exc.strerror}); pass a writable --out") from None
+    except (ValueError, ArithmeticError) as exc:  # numeric breakdown in statsmodels (LinAlgError is a ValueError)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(
+            f"{where}: the model could not be fitted to this series: {reason}; check the values' scale and units"
+        ) from None
     print(summary(meta, out=out, seconds=time.perf_counter() - started))
     return EXIT_OK
 

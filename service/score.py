@@ -9,8 +9,9 @@ library, numpy, pandas, statsmodels, jsonschema and the inference server.
 Request `{"horizon": N}` or the legacy `{"data": [N]}`, 1 <= N <= max_horizon of model.json, checked against
 schemas/request.schema.json (Draft 2020-12) with one stricter rule: the horizon is an integer literal, so 3.0 is
 refused like "3" and true. Refusals answer JSON `{"error": {"field": ..., "message": ...}}`: 400 for bad input,
-405 for a method other than POST (OPTIONS answers 200 with `Allow`, as the server does for CORS preflights),
-413 for a body over MAX_BODY_BYTES. Client input never causes a 5xx.
+405 for a method other than POST that reaches run() (OPTIONS answers 200 with `Allow`), 413 for a body over
+MAX_BODY_BYTES. Client input never causes a 5xx. Behind the real server, 405 for PUT/DELETE/PATCH comes from the
+server itself as JSON {"message": ...}, and OPTIONS is the server's CORS preflight (text/html), not run().
 
 Forecasts depend only on the model, so init() computes the max_horizon table once with `forecast()` and run()
 answers with its first N rows; the build (service/model.py) checks those equal `forecast(results, N)`. A model
@@ -48,6 +49,7 @@ REQUEST_SCHEMA = Path(__file__).resolve().parent / "schemas" / "request.schema.j
 MAX_BODY_BYTES = 64 * 1024  # a forecast request is under 40 bytes; a body this big is a mistake or an attack
 MAX_INT_DIGITS = 100  # far beyond any horizon, far below the cost of converting a 60 KB digit string
 MAX_QUOTED_CHARS = 40  # how much of a caller's value an error message or log line repeats
+MAX_NAMED_FIELDS = 5  # unexpected field names an error lists; a body of thousands of keys must not echo them all
 VERSION_CHARS = 12  # model version: this many hex characters of the SHA-256 of model.pkl
 REQUIRED_META = ("name", "version", "frequency", "last_period", "max_horizon", "interval_level")
 TRANSFORMS = ("none", "log1p")  # how the model saw the series; forecasts are mapped back with the inverse
@@ -288,7 +290,9 @@ def _explain(error: Any) -> tuple[str, str]:
         return field, f"must be at least 1, got {_quote(value)}"
     if rule == "additionalProperties":
         extra = sorted(set(value) - {"horizon", "data"})
-        names = ", ".join(_quote(json.dumps(key)) for key in extra)
+        names = ", ".join(_quote(json.dumps(key)) for key in extra[:MAX_NAMED_FIELDS])
+        if len(extra) > MAX_NAMED_FIELDS:
+            names += f" and {len(extra) - MAX_NAMED_FIELDS} more"
         return field, f"unexpected field{'s' if len(extra) > 1 else ''} {names}; send only horizon, like {EXAMPLE}"
     if rule == "minProperties":
         return "horizon", f"is required; send {EXAMPLE}"

@@ -4,7 +4,9 @@ Input rules for a CSV (`load_csv`), each broken rule is a `DataError` with one l
 (`row N (line N+1)`, the header being line 1) or the date, and the fix:
 - the file exists and is readable; the two named columns exist (the message lists the columns present);
 - every date parses (ISO 8601 preferred; any single format pandas can infer works); no date appears twice;
-- every value is a finite, non-negative number; empty values are errors, not zeros;
+- every value is a finite, non-negative number of at most MAX_VALUE; empty values are errors, not zeros;
+- a date with a UTC offset counts by its local (wall-clock) date: 2015-01-01T00:00:00+05:00 is 2015-01-01;
+- with --frequency D, or when every row has the same time of day, only the date part of a timestamp counts;
 - the frequency is daily (D), weekly (W-<day>), monthly (MS or ME) or quarterly (QS or QE), inferred from the
   smallest spacing between dates or given with `--frequency`; every date lies on that frequency's grid;
 - after filling gaps, the series holds at least 3 seasons: 2 to fit the seasonal model, 1 to hold out.
@@ -32,6 +34,11 @@ from service.errors import DataError
 SEASON_LENGTHS = {"D": 7, "W": 52, "M": 12, "Q": 4}
 MIN_SEASONS = 3  # 2 seasons so the seasonal difference leaves a season to fit, plus 1 season held out
 MAX_FILLED_SHARE = 0.10  # interpolating more than a tenth of the series would make it mostly invented
+MAX_VALUE = 1e12  # far above any real demand per period, far below where the model's likelihood overflows
+# When more than half the grid is missing the dates were more likely misread (day-first) than really absent.
+MOSTLY_MISSING_SHARE = 0.5
+SHOWN_VALUE_CHARS = 40  # a value repeated in a message is cut here (a 300-digit number is not readable)
+SEPARATORS = {";": "semicolon", "\t": "tab"}  # separators that leave a comma-reading parser one column
 FREQUENCY_HELP = "D (daily), W (weekly), M (monthly: MS or ME) or Q (quarterly: QS or QE)"
 
 
@@ -72,11 +79,15 @@ def load_csv(path: Path, *, date_column: str, value_column: str, frequency: str 
     for flag, column in (("--date-column", date_column), ("--value-column", value_column)):
         if column not in frame.columns:
             present = ", ".join(map(str, frame.columns)) or "none"
-            raise DataError(f"{path}: no column {column!r} ({flag}); columns present: {present}")
+            raise DataError(
+                f"{path}: no column {column!r} ({flag}); columns present: {present}{_separator_hint(frame)}"
+            )
     frame = frame[(frame[date_column] != "") | (frame[value_column] != "")]
     if frame.empty:
         raise DataError(f"{path}: no data rows under the header; add one row per period")
     dates = _parse_dates(path, frame[date_column])
+    if _is_daily(frequency) or dates.dt.time.nunique() == 1:
+        dates = dates.dt.normalize()  # a time of day carries no period information on a daily or coarser grid
     values = _parse_values(path, frame[value_column], dates)
     _reject_duplicates(path, dates)
     order = np.argsort(dates.to_numpy(), kind="stable")
@@ -101,6 +112,21 @@ def check_length(series: Series, *, where: str) -> None:
             f"{where}: {have} {series.frequency} periods are too few for a season of {series.season_length}; "
             f"need at least {needed} ({MIN_SEASONS - 1} seasons to fit + {series.season_length} to hold out)"
         )
+
+
+def _separator_hint(frame: pd.DataFrame) -> str:
+    """'; the file looks semicolon-separated ...' when the only column name holds another separator, else ''."""
+    if len(frame.columns) != 1:
+        return ""
+    for separator, name in SEPARATORS.items():
+        if separator in str(frame.columns[0]):
+            return f"; the file looks {name}-separated: save it comma-separated"
+    return ""
+
+
+def _is_daily(frequency: str | None) -> bool:
+    """True when --frequency asks for daily periods."""
+    return frequency is not None and _family(frequency.strip().upper()) == "D"
 
 
 def _row(label: int) -> str:
@@ -146,19 +172,24 @@ def _parse_dates(path: Path, raw: pd.Series) -> pd.Series:
         raise DataError(
             f"{path} {_row(index)}: {text[index]!r} is not a date; write dates like 2021-03-31 (YYYY-MM-DD)"
         )
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_convert(None)
     return dates
 
 
 def _to_datetime(text: pd.Series, date_format: str | None) -> pd.Series:
-    """Parse dates, NaT where a value does not parse; mixed UTC offsets are converted to UTC."""
+    """Parse dates, NaT where a value does not parse; a date with a UTC offset keeps its local wall-clock time."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "could not infer format": the rows that do not parse are reported
         try:
-            return pd.to_datetime(text, errors="coerce", format=date_format)
-        except ValueError:
-            return pd.to_datetime(text, errors="coerce", format=date_format, utc=True)
+            dates = pd.to_datetime(text, errors="coerce", format=date_format)
+        except ValueError:  # mixed UTC offsets: parse one by one so each keeps its own local time
+            local = [_local(pd.to_datetime(value, errors="coerce", format=date_format)) for value in text]
+            return pd.Series(pd.DatetimeIndex(local), index=text.index)
+    return dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
+
+
+def _local(stamp: pd.Timestamp) -> pd.Timestamp:
+    """A timestamp's wall-clock time without its UTC offset (converting would move midnight to another day)."""
+    return stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tzinfo is not None else stamp
 
 
 def _parse_values(path: Path, raw: pd.Series, dates: pd.Series) -> pd.Series:
@@ -173,7 +204,17 @@ def _parse_values(path: Path, raw: pd.Series, dates: pd.Series) -> pd.Series:
             raise DataError(f"{where}: value {text[index]!r} is not a finite number; write a plain number")
         if value < 0:
             raise DataError(f"{where}: value {text[index]} is negative; demand cannot be below 0, fix or remove it")
+        if value > MAX_VALUE:
+            raise DataError(
+                f"{where}: value {_short(text[index])} is over {MAX_VALUE:g}, beyond any demand the model can fit; "
+                "check the column and its units"
+            )
     return numbers.astype(float)
+
+
+def _short(text: str) -> str:
+    """A value from the file cut to a readable length for a message."""
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
 
 
 def _reject_duplicates(path: Path, dates: pd.Series) -> None:
@@ -281,10 +322,16 @@ def _regularise(path: Path, series: pd.Series, labels: pd.Series, alias: str) ->
     allowed = int(MAX_FILLED_SHARE * len(grid))
     if length > season or missing.sum() > allowed:
         first, last = grid[start].date().isoformat(), grid[start + length - 1].date().isoformat()
+        hint = ""
+        if missing.sum() > MOSTLY_MISSING_SHARE * len(grid):
+            hint = (
+                "; most periods are missing, so the dates may be day-first (DD/MM/YYYY: write YYYY-MM-DD) "
+                "or the frequency wrong (pass --frequency)"
+            )
         raise DataError(
             f"{path}: {int(missing.sum())} of {len(grid)} {alias} periods are missing (at most {allowed} and no gap "
             f"over one season of {season} can be filled); longest gap {first}..{last} ({length} periods): "
-            f"add those rows"
+            f"add those rows{hint}"
         )
     filled = tuple(date.date().isoformat() for date in grid[missing])
     return regular.interpolate(method="linear"), filled

@@ -6,14 +6,14 @@ import html
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import requests
 import requests.auth
 
-from deploy.base import Deployment
+from deploy.base import ConfigError, Deployment
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ CONNECT_TIMEOUT_S: Final = 5.0
 READ_TIMEOUT_S: Final = 60.0
 # Long enough to read an error page's first line, short enough for one line in a report.
 DESCRIPTION_CHARS: Final = 200
+# What a secret echoed back by a server (e.g. an error page repeating the Authorization header) becomes.
+REDACTED: Final = "***"
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -42,6 +44,11 @@ class _Bearer(requests.auth.AuthBase):
 
     def __init__(self, key: str) -> None:
         self._key = key
+
+    @property
+    def key(self) -> str:
+        """The key this header sends (for redacting it from replies)."""
+        return self._key
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self._key}"
@@ -95,9 +102,22 @@ def _first_text_line(text: str) -> str:
     return "(empty body)"
 
 
-def parse_reply(status: int, headers: Mapping[str, str], content: bytes) -> Reply:
-    """Build a Reply from raw parts; a body that is not JSON gives json=None, never an exception."""
-    text = content.decode("utf-8", errors="replace")
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced by REDACTED, as written and as JSON (or JSON with escaped '/') writes it."""
+    for secret in secrets:
+        if not secret:
+            continue
+        escaped = json.dumps(secret)[1:-1]
+        for form in sorted({secret, escaped, escaped.replace("/", "\\/")}, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def parse_reply(status: int, headers: Mapping[str, str], content: bytes, *, secrets: Iterable[str] = ()) -> Reply:
+    """Build a Reply from raw parts, secrets redacted; a body that is not JSON gives json=None, never an exception."""
+    secrets = tuple(secrets)
+    text = redact(content.decode("utf-8", errors="replace"), secrets)
+    headers = {name: redact(value, secrets) for name, value in headers.items()}
     try:
         parsed = json.loads(text) if text.strip() else None
         is_json = bool(text.strip())
@@ -166,6 +186,15 @@ class ScoringClient:
         value = self.deployment.key() if isinstance(key, _UseDeploymentKey) else key
         return _Bearer(value) if value else None
 
+    def _secrets(self, auth: _Bearer | None) -> tuple[str, ...]:
+        """The keys a reply must never show: the one just sent and the deployment's own."""
+        sent = [auth.key] if auth else []
+        try:
+            own = self.deployment.key()
+        except ConfigError:  # auth on but no key set: nothing of it can have been sent
+            own = None
+        return tuple(key for key in (*sent, own) if key)
+
     def _call(
         self,
         method: str,
@@ -191,6 +220,7 @@ class ScoringClient:
                 f"{method} {url}: could not connect ({reason}); check the service is running "
                 "(`python -m deploy describe`) or redeploy"
             ) from None
-        reply = parse_reply(response.status_code, response.headers, response.content)
+        # A front end may echo the Authorization header in an error page: no key reaches a description or log.
+        reply = parse_reply(response.status_code, response.headers, response.content, secrets=self._secrets(auth))
         log.debug("%s %s -> %s", method, url, reply.status)
         return reply

@@ -261,6 +261,12 @@ BAD_CSV_CASES = [
     pytest.param([f"2023-{month:02d}-{2 if month == 1 else 15},10" for month in range(1, 13)], (),
                  "dates are not all the first or all the last day of a month (e.g. 2023-01-02)", id="mid-month-dates"),
     pytest.param(daily_rows(30), ("--max-horizon", "0"), "--max-horizon 0: must be from 1", id="zero-max-horizon"),
+    pytest.param([*daily_rows(30), "2023-02-01,1e162"], (), "row 31 (line 32) (2023-02-01): value 1e162 is over 1e+12",
+                 id="absurd-value"),
+    pytest.param([*daily_rows(30), "2023-02-01,1" + "0" * 302], (), "value 1000000000000000000000000000000000000... is",
+                 id="absurd-value-written-out"),
+    pytest.param([f"01/{month:02d}/{year},{100 + month}" for year in range(2015, 2019) for month in range(1, 13)], (),
+                 "most periods are missing, so the dates may be day-first (DD/MM/YYYY", id="day-first-dates"),
 ]  # fmt: skip
 
 
@@ -284,6 +290,60 @@ def test_missing_column_lists_the_columns_present(tmp_path: Path) -> None:
     assert done.returncode == USAGE and "Traceback" not in done.stderr
     assert done.stderr == (
         f"build: error: {path}: no column 'TransactionDate' (--date-column); columns present: Date, Amount\n"
+    )
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolon"), ("\t", "tab")])
+def test_other_separator_is_named_with_the_fix(tmp_path: Path, separator: str, name: str) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text(f"date{separator}value\n2023-01-02{separator}10\n")
+    done = run_build("--data", str(path), "--date-column", "date", "--value-column", "value")
+    assert done.returncode == USAGE and done.stderr.count("\n") == 1
+    assert done.stderr.endswith(f"; the file looks {name}-separated: save it comma-separated\n")
+
+
+def test_utc_offset_dates_keep_their_local_date(tmp_path: Path) -> None:
+    months = pd.date_range("2015-01-01", periods=48, freq="MS")
+    path = write_csv(tmp_path, [f"{day.date()}T00:00:00+05:00,{100 + i % 12}" for i, day in enumerate(months)])
+    series = load_csv(path, date_column="TransactionDate", value_column="PaidAmount")
+    assert (series.frequency, series.values.index[0], series.values.index[-1]) == (
+        "MS",
+        pd.Timestamp("2015-01-01"),
+        pd.Timestamp("2018-12-01"),
+    )
+
+
+def test_mixed_utc_offsets_keep_each_local_date(tmp_path: Path) -> None:
+    months = pd.date_range("2015-01-01", periods=48, freq="MS")
+    offsets = ("+05:00", "-08:00", "Z")
+    lines = [f"{day.date()}T00:00:00{offsets[i % 3]},{100 + i % 12}" for i, day in enumerate(months)]
+    series = load_csv(write_csv(tmp_path, lines), date_column="TransactionDate", value_column="PaidAmount")
+    assert series.frequency == "MS" and series.values.index.equals(months.as_unit(series.values.index.unit))
+
+
+def test_daily_timestamps_use_their_date_with_frequency_d(tmp_path: Path) -> None:
+    first = datetime(2023, 1, 2)
+    lines = [f"{first + timedelta(days=i, hours=8 + i % 9, minutes=i % 60)},{100 + i % 7}" for i in range(30)]
+    series = load_csv(write_csv(tmp_path, lines), date_column="TransactionDate", value_column="PaidAmount",
+                      frequency="D")  # fmt: skip
+    assert series.values.index[0] == pd.Timestamp("2023-01-02") and len(series.values) == 30
+    assert (series.values.index == series.values.index.normalize()).all()
+
+
+def test_model_fitting_failure_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def breaks(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("cannot convert float NaN to integer")
+
+    monkeypatch.setattr(model, "build", breaks)  # what statsmodels raised on values near 1e162
+    path = write_csv(tmp_path, daily_rows(30))
+    code = build.main(["--data", str(path), "--date-column", "TransactionDate", "--value-column", "PaidAmount",
+                       "--out", str(tmp_path / "model")])  # fmt: skip
+    assert code == USAGE
+    assert capsys.readouterr().err == (
+        f"build: error: {path}: the model could not be fitted to this series: cannot convert float NaN to integer; "
+        "check the values' scale and units\n"
     )
 
 

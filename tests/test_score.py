@@ -151,6 +151,18 @@ def test_bad_request_is_400_naming_the_field(served: Path, body: bytes, field: s
     assert "Validator" not in answer["error"]["message"] and "{'" not in answer["error"]["message"]
 
 
+def test_many_unknown_fields_are_capped_in_the_message(served: Path) -> None:
+    long_name = "k" * 500
+    body = json.dumps({"horizon": 3, long_name: 0, **{f"f{i:04d}": 0 for i in range(4000)}})
+    assert len(body) < score.MAX_BODY_BYTES
+    status, _, answer, _ = call(body)
+    message = answer["error"]["message"]
+    assert status == 400
+    assert message.startswith('unexpected fields "f0000", "f0001", "f0002", "f0003", "f0004" and 3996 more;')
+    assert "f0005" not in message and long_name not in message
+    assert len(message) < 400
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_are_405_json(served: Path, method: str) -> None:
     status, mimetype, answer, headers = call(method=method)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from deploy.base import ConfigError, Deployment
-from steps.scoring_client import DESCRIPTION_CHARS, ScoringClient, ScoringUnreachable, parse_reply
+from deploy.base import ARTIFACTS_ENV, PROJECT_ROOT, ConfigError, Deployment
+from steps.scoring_client import DESCRIPTION_CHARS, REDACTED, ScoringClient, ScoringUnreachable, parse_reply
 
 KEY_ENV = "SCORING_CLIENT_TEST_KEY"
 SECRET = "s3cr3t-key-never-printed"
@@ -72,6 +76,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(503, b"", "text/plain")
         elif self.path == "/refused":
             self._send(400, json.dumps(REFUSAL).encode(), "application/json")
+        elif self.path == "/echo-auth":  # a front end whose 500 page repeats the request's headers
+            echoed = self.headers.get("Authorization", "")
+            page = f"<html><body><h1>500 Internal Server Error</h1> header {echoed}</body></html>\n"
+            self._send(500, page.encode(), "text/html")
+        elif self.path == "/echo-auth-json":
+            echoed = self.headers.get("Authorization", "")
+            self._send(500, json.dumps({"message": f"bad header {echoed}"}).encode(), "application/json")
         elif self.path == "/auth":
             ok = self.headers.get("Authorization") == f"Bearer {SECRET}"
             self._send(200 if ok else 401, b'{"ok": true}' if ok else b"Unauthorized", "text/plain")
@@ -182,6 +193,20 @@ def test_bearer_key_sent_when_auth_on(server: str, monkeypatch: pytest.MonkeyPat
     assert SECRET not in accepted.description + anonymous.description + wrong.description
 
 
+@pytest.mark.parametrize("path", ["/echo-auth", "/echo-auth-json"])
+def test_key_echoed_by_an_error_page_is_redacted(server: str, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with ScoringClient(deployment_at(server, path, auth=True)) as client:
+        own = client.post({"horizon": 1})
+        other = client.post({"horizon": 1}, key="another-key/with+slash=")
+    assert [r["auth"] for r in Handler.seen] == [f"Bearer {SECRET}", "Bearer another-key/with+slash="]
+    for reply in (own, other):
+        shown = reply.text + reply.summary + reply.description + json.dumps(reply.json)
+        assert SECRET not in shown and "another-key" not in shown
+        assert f"header Bearer {REDACTED}" in reply.description
+    assert own.description.startswith("HTTP 500: ")
+
+
 def test_missing_key_names_variable_not_value(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
     with ScoringClient(deployment_at(server, "/auth", auth=True)) as client, pytest.raises(ConfigError) as caught:
@@ -224,3 +249,23 @@ def test_missing_swagger_uri_is_explained(server: str) -> None:
 )
 def test_description_of_odd_bodies(content: bytes, expected: str) -> None:
     assert parse_reply(500, {"Content-Type": "text/html"}, content).description == expected
+
+
+def test_model_dir_without_a_card_is_a_usage_error(tmp_path: Path) -> None:
+    # The verify stage's option check (conftest.py): it runs before any deployment is started or reached.
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "steps", "-q", "-p", "no:cacheprovider", "--model-dir", str(empty)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, ARTIFACTS_ENV: str(tmp_path / "artifacts")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert done.stderr.strip() == f"ERROR: --model-dir {empty} holds no model.json; pass the folder " + (
+        "`python -m service.build` wrote"
+    )
+    assert "passed" not in done.stdout and "skipped" not in done.stdout
