@@ -5,25 +5,33 @@
     python -m release --data sales.csv --date-column TransactionDate --value-column PaidAmount
 
 Each stage runs as its own command, exactly as a release pipeline calls it, so a failure here
-reproduces there. Exit codes: 0 promote, 1 reject, 2 usage or configuration error, 3 hold.
+reproduces there. Exit codes: 0 promote, 1 reject, 2 usage or configuration error, 3 hold. An unknown
+--profile fails before any stage; a load stage that measured nothing holds without judging (no evidence);
+SIGTERM stops the running stage and still tears down.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
+
+from deploy.base import ConfigError
+from load.config import load_config
 
 EXIT_PROMOTE, EXIT_REJECT, EXIT_USAGE, EXIT_HOLD = 0, 1, 2, 3
 VERDICTS = {EXIT_PROMOTE: "promote", EXIT_REJECT: "reject", EXIT_HOLD: "hold"}
 PROJECT_ROOT = Path(__file__).resolve().parent
 # Upper bounds so a wedged stage cannot hang a pipeline; load is bounded by its own profile.
 STAGE_TIMEOUT_S = {"build": 300, "deploy": 180, "verify": 600, "load": 900, "judge": 60, "teardown": 60}
+STOP_GRACE_S = 15.0  # an interrupted stage gets this long after SIGTERM to clean up (the load stage stops Locust)
 
 
 @dataclass
@@ -37,6 +45,18 @@ def _status(returncode: int) -> str:
     return "ok" if returncode == 0 else f"exit {returncode}"
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a stage by pid so it runs its own cleanup; SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Run:
     """Runs stage commands in order and remembers how each went."""
@@ -47,13 +67,16 @@ class Run:
     def stage(self, name: str, args: Sequence[str]) -> int:
         print(f"\n=== {name}: {' '.join(args)}", flush=True)
         started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, *args], cwd=PROJECT_ROOT, env=self.env)
         try:
-            code = subprocess.run(
-                [sys.executable, *args], cwd=PROJECT_ROOT, env=self.env, timeout=STAGE_TIMEOUT_S[name], check=False
-            ).returncode
+            code = proc.wait(timeout=STAGE_TIMEOUT_S[name])
         except subprocess.TimeoutExpired:
             print(f"release: {name} did not finish within {STAGE_TIMEOUT_S[name]} s", file=sys.stderr)
+            _stop(proc)
             code = EXIT_HOLD
+        except BaseException:  # interrupted: let the stage clean up after itself (SIGTERM), then go on unwinding
+            _stop(proc)
+            raise
         self.results.append(StageResult(name, code, time.monotonic() - started))
         return code
 
@@ -116,7 +139,19 @@ def release(args: argparse.Namespace) -> int:
         load_code = run.stage("load", ["-m", "load", "run", "--profile", args.profile])
         if load_code == EXIT_USAGE:
             return EXIT_USAGE
-        verdict = run.stage("judge", ["-m", "load", "judge", "--profile", args.profile, f"--junit={junit}"])
+        if load_code != 0:
+            # `load run` deletes the old results first, but judging nothing would still not be evidence.
+            print(
+                f"release: the load stage measured nothing (exit {load_code}), so there is no load evidence "
+                "to judge: hold (inconclusive, not a verdict on the model)",
+                file=sys.stderr,
+            )
+            verdict = EXIT_HOLD
+        else:
+            verdict = run.stage(
+                "judge",
+                ["-m", "load", "judge", "--profile", args.profile, f"--junit={junit}", "--require-verify"],
+            )
     finally:
         if not args.keep:
             run.stage("teardown", ["-m", "deploy", "down"])
@@ -125,7 +160,7 @@ def release(args: argparse.Namespace) -> int:
     if verdict not in VERDICTS:
         print(f"release: the judge ended with exit code {verdict}; treating it as a usage error", file=sys.stderr)
         return EXIT_USAGE
-    print(f"verdict: {VERDICTS[verdict]} (see {artifacts / 'decision.md'})")
+    print(f"verdict: {VERDICTS[verdict]}" + (f" (see {artifacts / 'decision.md'})" if load_code == 0 else ""))
     return verdict
 
 
@@ -135,11 +170,27 @@ def main(argv: list[str] | None = None) -> int:
         print("release: --date-column/--value-column/--frequency need --data FILE.csv", file=sys.stderr)
         return EXIT_USAGE
     try:
+        load_config().profile(args.profile)  # a wrong name fails now, not after build, deploy and verify
+    except ConfigError as exc:
+        print(f"release: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         return release(args)
     except KeyboardInterrupt:
         print("release: interrupted", file=sys.stderr)
         return 130
 
 
+def _interrupt(signum: int, _frame: object) -> NoReturn:
+    """SIGTERM (a cancelled pipeline) unwinds like Ctrl-C, so the running stage is stopped and teardown runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM run the same cleanup as Ctrl-C (called by the command line entry point only)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 if __name__ == "__main__":
+    install_signal_handlers()
     sys.exit(main())

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any, NoReturn
 from deploy.base import DEPLOYMENT_FILE, ConfigError, artifacts_dir
 from load.config import Config, apply_overrides, load_config
 from load.html import report_html
-from load.judge import VerifySummary, judge, read_junit
+from load.judge import VerifySummary, judge, read_junit, validate_results
 from load.report import console_table, decision_markdown, results_summary
 from load.runner import RESULTS_FILE, RunFailed, RunRequest, run_load, write_json
 
@@ -47,6 +49,17 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _finite(text: str) -> float:
+    """A finite number for a numeric flag (argparse turns the ValueError into a one-line usage error)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+_finite.__name__ = "finite number"  # what argparse's message calls the expected type
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m load` command line: `run` and `judge`."""
     parser = _Parser(prog="python -m load", description=(__doc__ or "").splitlines()[0])
@@ -56,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a load profile and write <artifacts>/load/<profile>/results.json")
     run.add_argument("--profile", required=True, help="profile name from load/profiles.toml (smoke, steady, ...)")
     run.add_argument("--deployment", type=Path, help="deployment file (default: <artifacts>/deployment.json)")
-    run.add_argument("--run-time", type=float, metavar="S", help="seconds of load (default: the profile's)")
+    run.add_argument("--run-time", type=_finite, metavar="S", help="seconds of load (default: the profile's)")
     run.add_argument("--users", type=int, metavar="N", help="concurrent users or open-model pool (default: profile's)")
     run.add_argument("--workers", type=int, default=0, metavar="N", help="local Locust worker processes under a master")
     run.add_argument(
@@ -78,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--results", type=Path, help="results file (default: <artifacts>/load/<profile>/results.json)")
     decide.add_argument("--baseline", type=Path, help="a baseline results file to compare against")
     decide.add_argument("--junit", type=Path, help=f"verify JUnit XML (default: <artifacts>/{JUNIT_FILE} if present)")
+    decide.add_argument(
+        "--require-verify",
+        action="store_true",
+        help="hold when the verify JUnit file is missing (the release flow passes this)",
+    )
 
     for cmd in (run, decide):
         cmd.add_argument("--artifacts", type=Path, help="artifacts folder (default: $RELEASE_ARTIFACTS or artifacts/)")
@@ -90,7 +108,9 @@ def _run(args: argparse.Namespace, artifacts: Path) -> int:
     profile = apply_overrides(config.profile(args.profile), run_time_s=args.run_time, users=args.users)
     if args.workers < 0 or args.remote_workers < 0:
         raise ConfigError("--workers / --remote-workers: expected 0 or more")
-    baseline = read_results(args.baseline, profile=None, role="--baseline") if args.baseline else None
+    baseline = (
+        read_results(args.baseline, profile=None, role="--baseline", candidate=profile.name) if args.baseline else None
+    )
     request = RunRequest(
         profile=profile,
         config=config,
@@ -113,13 +133,16 @@ def _run(args: argparse.Namespace, artifacts: Path) -> int:
         results_path=results_path,
         artifacts=artifacts,
         config=config,
+        verify_required=False,
         profile_name=profile.name,
         verify=(verify, junit_path),
         baseline=(baseline, args.baseline),
     )
 
 
-def read_results(path: Path, *, profile: str | None, role: str = "results") -> dict[str, Any]:
+def read_results(
+    path: Path, *, profile: str | None, role: str = "results", candidate: str | None = None
+) -> dict[str, Any]:
     """A results.json, or a usage error naming the file and how to produce it."""
     try:
         data = json.loads(path.read_text())
@@ -133,6 +156,12 @@ def read_results(path: Path, *, profile: str | None, role: str = "results") -> d
     missing = [key for key in REQUIRED_RESULT_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
         raise ConfigError(f"{path}: not a load results file (missing {', '.join(missing)}); rerun `python -m load run`")
+    if candidate is not None and data["profile"] != candidate:
+        raise ConfigError(
+            f"{role} {path}: it is a {data['profile']!r} run and the candidate a {candidate!r} run; "
+            "compare runs of the same profile"
+        )
+    validate_results(data, source=f"{role} {path}" if role != "results" else str(path), baseline=role != "results")
     return dict(data)
 
 
@@ -143,14 +172,27 @@ def _judge(args: argparse.Namespace, artifacts: Path) -> int:
         config.profile(args.profile)  # an unknown name is a usage error before any file is read
     results_path = args.results or artifacts / "load" / (args.profile or DEFAULT_PROFILE) / RESULTS_FILE
     results = read_results(results_path, profile=args.profile)
-    baseline = read_results(args.baseline, profile=None, role="--baseline") if args.baseline else None
+    if args.profile and results["profile"] != args.profile:
+        raise ConfigError(
+            f"{results_path}: holds a {results['profile']!r} run, not {args.profile!r}; pass that profile's results"
+        )
+    baseline = (
+        read_results(args.baseline, profile=None, role="--baseline", candidate=str(results["profile"]))
+        if args.baseline
+        else None
+    )
     junit_path = args.junit or artifacts / JUNIT_FILE
-    verify = read_junit(junit_path) if args.junit is not None or junit_path.exists() else None
+    verify: VerifySummary | None
+    if args.junit is not None and not args.require_verify:
+        verify = read_junit(junit_path)  # an explicit --junit that does not exist is a usage error
+    else:  # with --require-verify a missing file is no evidence: the judge holds
+        verify = read_junit(junit_path) if junit_path.exists() else None
     return _decide(
         results,
         results_path=results_path,
         artifacts=artifacts,
         config=config,
+        verify_required=args.require_verify,
         profile_name=args.profile or str(results["profile"]),
         verify=(verify, junit_path),
         baseline=(baseline, args.baseline),
@@ -163,6 +205,7 @@ def _decide(
     results_path: Path,
     artifacts: Path,
     config: Config,
+    verify_required: bool,
     profile_name: str,
     verify: tuple[VerifySummary | None, Path],
     baseline: tuple[dict[str, Any] | None, Path | None],
@@ -184,6 +227,8 @@ def _decide(
         policy=config.baseline,
         production=config.production,
         profile=profile.name,
+        verify_required=verify_required,
+        deployment=_deployment_record(artifacts),
     )
     record = decision.to_dict() | {
         "results_file": str(results_path),
@@ -200,6 +245,20 @@ def _decide(
     if os.environ.get("TF_BUILD"):  # Azure Pipelines: attach the verdict to the run's summary page
         print(f"##vso[task.uploadsummary]{md_path.resolve()}")
     return decision.exit_code
+
+
+def _deployment_record(artifacts: Path) -> dict[str, Any] | None:
+    """<artifacts>/deployment.json's content when results.json does not say what it ran against (older files)."""
+    try:
+        data = json.loads((artifacts / DEPLOYMENT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _interrupt(signum: int, _frame: object) -> NoReturn:
+    """SIGTERM (a cancelled pipeline) unwinds like Ctrl-C, so Locust processes are stopped by pid."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,4 +282,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())

@@ -210,8 +210,8 @@ def _number(table: Mapping[str, Any], key: str, where: str, *, default: float | 
     value = table.get(key, default)
     if value is None:
         raise UsageError(f"{where}.{key} is missing; add it to the profiles file")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise UsageError(f"{where}.{key}: expected a number >= 0, got {value!r}; fix the profiles file")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise UsageError(f"{where}.{key}: expected a finite number >= 0, got {value!r}; fix the profiles file")
     return float(value)
 
 
@@ -268,7 +268,11 @@ def _profile(name: str, table: Any, source: Path) -> Profile:
     if model not in (CLOSED, OPEN):
         raise UsageError(f"{where}.model: expected 'closed' or 'open', got {model!r}")
     wait = table.get("wait_s", [0, 0])
-    if not (isinstance(wait, list) and len(wait) == 2 and all(isinstance(v, int | float) and v >= 0 for v in wait)):
+    if not (
+        isinstance(wait, list)
+        and len(wait) == 2
+        and all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in wait)
+    ):
         raise UsageError(f"{where}.wait_s: expected [min, max] seconds, got {wait!r}")
     users = int(_number(table, "users", where, default=1))
     if users < 1:
@@ -457,8 +461,8 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 def apply_overrides(profile: Profile, *, run_time_s: float | None, users: int | None) -> Profile:
     """The profile with --run-time / --users applied; an open schedule is stretched to the new run time."""
-    if run_time_s is not None and run_time_s <= 0:
-        raise UsageError(f"--run-time {run_time_s:g}: expected seconds above 0")
+    if run_time_s is not None and (not math.isfinite(run_time_s) or run_time_s <= 0):
+        raise UsageError(f"--run-time {run_time_s:g}: expected a finite number of seconds above 0")
     if users is not None and users < 1:
         raise UsageError(f"--users {users}: expected at least 1")
     stages = profile.stages

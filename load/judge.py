@@ -13,6 +13,7 @@ significant); otherwise promote. A capacity search (`step`) is judged by its kne
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,10 +25,12 @@ from load.classify import OTHER
 from load.compare import INCONCLUSIVE as CMP_INCONCLUSIVE
 from load.compare import SLOWER, compare_runs
 from load.config import MAX_SHORTFALL, MIN_TAIL_SAMPLES, BaselinePolicy, Production, Slo, UsageError
+from load.recorder import decode
 
 PROMOTE, HOLD, REJECT = "promote", "hold", "reject"
 EXIT_CODES = {PROMOTE: 0, REJECT: 1, HOLD: 3}
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+AUTH_MARK = "auth"  # verify scenarios with this in their name or class skip where the deployment has no auth
 # What an HTTP status tells a release engineer, and what to try (Azure ML front ends answer 503 when a
 # replica's queue is full and 504 when a request outlives the scoring timeout).
 STATUS_MEANING = {
@@ -55,6 +58,17 @@ class VerifySummary:
     errors: int
     skipped: int
     failed: tuple[str, ...] = ()
+    skipped_names: tuple[str, ...] = ()  # "classname.name" of each skipped testcase
+
+    @property
+    def passed(self) -> int:
+        """Scenarios that ran and passed."""
+        return max(self.tests - self.broken - self.skipped, 0)
+
+    @property
+    def skipped_not_auth(self) -> tuple[str, ...]:
+        """Skipped scenarios other than auth ones (those legitimately skip where auth is off)."""
+        return tuple(name for name in self.skipped_names if AUTH_MARK not in name.lower())
 
     @property
     def broken(self) -> int:
@@ -86,6 +100,8 @@ class Decision:
     baseline: list[dict[str, Any]] | None = None
     capacity: dict[str, Any] | None = None
     sizing: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None  # {name, version} of the model the load ran against
+    deployment: dict[str, Any] | None = None  # {target, name, scoring_uri} of the deployment the load ran against
 
     @property
     def exit_code(self) -> int:
@@ -100,6 +116,8 @@ class Decision:
             "metrics": self.metrics,
             "slos": self.slos,
             "profile": self.profile,
+            "model": self.model,
+            "deployment": self.deployment,
             "checks": [asdict(check) for check in self.checks],
             "findings": list(self.findings),
         }
@@ -143,8 +161,10 @@ class _Tally:
         self.holds: list[str] = []
 
     def add(self, name: str, measured: str, limit: str, status: str, reason: str | None = None) -> None:
-        """A check; a reason on a FAIL rejects, on an INCONCLUSIVE holds."""
+        """A check; a reason on a FAIL rejects, on an INCONCLUSIVE holds (every INCONCLUSIVE holds)."""
         self.checks.append(Check(name, measured, limit, status))
+        if status == INCONCLUSIVE and not reason:
+            reason = f"{name}: not measured ({measured}), so it cannot be checked against {limit}"
         if reason:
             (self.rejects if status == FAIL else self.holds).append(reason)
 
@@ -160,12 +180,17 @@ def _metrics(results: Mapping[str, Any]) -> dict[str, Any]:
     failures = results.get("failures") or {}
     failed = int(failures.get("total") or 0)
     latency = results.get("latency_ms") or {}
+    rate = results.get("throughput_rps")
+    ok_rate = results.get("ok_throughput_rps")
+    if ok_rate is None and rate is not None:  # older results files: the successful share of the request rate
+        ok_rate = round(rate * (requests - failed) / requests, 3) if requests else 0.0
     metrics = {
         "requests": requests,
         "ok": requests - failed,
         "failures": failed,
         "error_ratio": round(failed / requests, 6) if requests else None,
-        "throughput_rps": results.get("throughput_rps"),
+        "throughput_rps": ok_rate,  # successful requests per second: what the SLO's throughput means
+        "request_rate_rps": rate,  # every request, failed ones included
         "duration_s": results.get("duration_s"),
         "latency_ms": {key: latency.get(key) for key in ("p50", "p95", "p99", "max")},
         "errors_by_kind": dict(failures.get("by_kind") or {}),
@@ -230,7 +255,7 @@ def _slo_checks(tally: _Tally, metrics: Mapping[str, Any], slo: Slo) -> None:
         words if breach else None,
     )
     breach = rps is None or rps < slo.min_throughput_rps
-    words = f"throughput {fmt_rps(rps)} is below the SLO of {fmt_rps(slo.min_throughput_rps)}"
+    words = f"throughput of successful requests {fmt_rps(rps)} is below the SLO of {fmt_rps(slo.min_throughput_rps)}"
     tally.add(
         "throughput",
         fmt_rps(rps),
@@ -311,19 +336,44 @@ def _trust_checks(tally: _Tally, results: Mapping[str, Any], metrics: Mapping[st
         )
 
 
-def _verify_check(tally: _Tally, verify: VerifySummary) -> None:
-    """Failed or errored verify scenarios reject."""
+def _first_names(names: tuple[str, ...]) -> str:
+    """' (a, b, c, …)' — the first few names of a list, or nothing."""
+    return f" ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})" if names else ""
+
+
+def _verify_check(tally: _Tally, verify: VerifySummary | None, *, required: bool) -> None:
+    """Failed verify scenarios reject; no verify evidence (none passed, non-auth skips, no file when required) holds."""
+    if verify is None:
+        if required:
+            tally.add(
+                "verify scenarios",
+                "no JUnit file",
+                "all pass",
+                INCONCLUSIVE,
+                "no verify evidence: the verify stage wrote no JUnit file; rerun verify before judging",
+            )
+        return
     broken = verify.broken
-    names = f" ({', '.join(verify.failed[:3])}{', …' if len(verify.failed) > 3 else ''})" if verify.failed else ""
-    tally.add(
-        "verify scenarios",
-        f"{verify.tests - broken - verify.skipped} passed"
+    measured = (
+        f"{verify.passed} passed"
         + (f", {verify.skipped} skipped" if verify.skipped else "")
-        + (f", {broken} failed" if broken else ""),
-        "all pass",
-        FAIL if broken else PASS,
-        f"verify: {broken} of {verify.tests} scenarios failed{names}" if broken else None,
+        + (f", {broken} failed" if broken else "")
     )
+    if broken:
+        reason = f"verify: {broken} of {verify.tests} scenarios failed{_first_names(verify.failed)}"
+        tally.add("verify scenarios", measured, "all pass", FAIL, reason)
+    elif verify.passed == 0:
+        reason = f"no verify evidence: 0 of {verify.tests} verify scenarios passed ({verify.skipped} skipped)"
+        tally.add("verify scenarios", measured, "all pass", INCONCLUSIVE, reason)
+    elif verify.skipped_not_auth:
+        skipped = verify.skipped_not_auth
+        reason = (
+            f"verify: {len(skipped)} non-auth scenarios were skipped{_first_names(skipped)}; "
+            "only auth scenarios may skip"
+        )
+        tally.add("verify scenarios", measured, "all pass", INCONCLUSIVE, reason)
+    else:
+        tally.add("verify scenarios", measured, "all pass", PASS)
 
 
 def _capacity_checks(
@@ -411,6 +461,8 @@ def judge(
     policy: BaselinePolicy | None = None,
     production: Production | None = None,
     profile: str | None = None,
+    verify_required: bool = False,
+    deployment: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Decide promote / hold / reject from one profile's load results and its SLOs (pure function)."""
     metrics = _metrics(results)
@@ -425,8 +477,7 @@ def judge(
         _slo_checks(tally, metrics, slo)
         _shortfall_check(tally, results)
     _trust_checks(tally, results, metrics)
-    if verify is not None:
-        _verify_check(tally, verify)
+    _verify_check(tally, verify, required=verify_required)
     comparisons = None
     if baseline is not None and metrics["requests"]:
         comparisons = _baseline_checks(tally, results, baseline, policy or BaselinePolicy())
@@ -441,7 +492,20 @@ def judge(
         baseline=comparisons,
         capacity=capacity,
         sizing=sizing,
+        **_identity(results, deployment),
     )
+
+
+def _identity(results: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> dict[str, Any]:
+    """{model: {name, version}, deployment: {target, name, scoring_uri}} judged: the run's own, else the given."""
+    source = results.get("deployment") or deployment
+    if not isinstance(source, Mapping):
+        return {"model": None, "deployment": None}
+    model = source.get("model")
+    return {
+        "model": {key: model.get(key) for key in ("name", "version")} if isinstance(model, Mapping) else None,
+        "deployment": {key: source.get(key) for key in ("target", "name", "scoring_uri")},
+    }
 
 
 def read_junit(path: Path) -> VerifySummary:
@@ -457,6 +521,7 @@ def read_junit(path: Path) -> VerifySummary:
     suites = [root] if root.tag == "testsuite" else root.findall(".//testsuite")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     failed: list[str] = []
+    skipped: list[str] = []
     for suite in suites:
         for key in totals:
             try:
@@ -466,4 +531,91 @@ def read_junit(path: Path) -> VerifySummary:
         for case in suite.iter("testcase"):
             if case.find("failure") is not None or case.find("error") is not None:
                 failed.append(case.get("name", "?"))
-    return VerifySummary(path=str(path), failed=tuple(failed), **totals)
+            elif case.find("skipped") is not None:
+                skipped.append(f"{case.get('classname', '')}.{case.get('name', '?')}".lstrip("."))
+    return VerifySummary(path=str(path), failed=tuple(failed), skipped_names=tuple(skipped), **totals)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_histogram(record: Any, where: str) -> None:
+    """An HDR histogram record ({data: base64, ...}) that decodes, or None."""
+    if record is None:
+        return
+    if not isinstance(record, Mapping) or not isinstance(record.get("data"), str):
+        raise UsageError(f"{where}: expected a histogram record with a base64 'data' string")
+    try:
+        decode(record["data"])
+    except Exception:  # hdrh raises binascii, zlib and struct errors alike for a bad encoding
+        raise UsageError(f"{where}.data: not an encoded HDR histogram") from None
+
+
+def validate_results(data: Mapping[str, Any], *, source: str, baseline: bool = False) -> None:
+    """A results.json's structure, or a UsageError naming the file and the field (the judge then never crashes)."""
+
+    def bad(field_name: str, expected: str) -> UsageError:
+        return UsageError(f"{source}: field {field_name!r} {expected}; rerun `python -m load run`")
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not count(data.get("requests")):
+        raise bad("requests", "must be a whole number >= 0")
+    failures = data.get("failures")
+    if not isinstance(failures, Mapping):
+        raise bad("failures", "must be an object")
+    if not count(failures.get("total", 0)) or failures.get("total", 0) > data["requests"]:
+        raise bad("failures.total", "must be a whole number between 0 and requests")
+    for key in ("by_kind", "by_status"):
+        table = failures.get(key) or {}
+        if not isinstance(table, Mapping) or not all(count(v) for v in table.values()):
+            raise bad(f"failures.{key}", "must map names to whole numbers >= 0")
+    examples = failures.get("examples") or {}
+    if not isinstance(examples, Mapping) or not all(isinstance(v, str) for v in examples.values()):
+        raise bad("failures.examples", "must map error kinds to strings")
+    for key in ("latency_ms", "server_ms", "response_ms"):
+        figures = data.get(key)
+        if figures is None:
+            continue
+        if not isinstance(figures, Mapping) or not all(v is None or _is_number(v) for v in figures.values()):
+            raise bad(key, "must be an object of finite numbers (or null)")
+    for key in ("throughput_rps", "ok_throughput_rps", "duration_s"):
+        value = data.get(key)
+        if value is not None and not (_is_number(value) and value >= 0):
+            raise bad(key, "must be a finite number >= 0")
+    for key in ("histogram", "server_histogram", "response_histogram"):
+        _check_histogram(data.get(key), f"{source}: field {key!r}")
+    kinds = data.get("kinds") or {}
+    if not isinstance(kinds, Mapping):
+        raise bad("kinds", "must be an object")
+    for name, kind in kinds.items():
+        if not isinstance(kind, Mapping) or not count(kind.get("requests")) or not count(kind.get("failures")):
+            raise bad(f"kinds.{name}", "must have whole-number requests and failures")
+        _check_histogram(kind.get("histogram"), f"{source}: field 'kinds.{name}.histogram'")
+    series = data.get("series") or []
+    if not isinstance(series, list) or not all(
+        isinstance(row, Mapping)
+        and _is_number(row.get("t"))
+        and all(count(row.get(key)) for key in ("requests", "failures"))
+        and isinstance(row.get("latency_ms", {}), Mapping)
+        for row in series
+    ):
+        raise bad("series", "must be a list of {t, requests, failures, latency_ms} rows")
+    stages = data.get("stages") or []
+    if not isinstance(stages, list) or not all(
+        isinstance(row, Mapping)
+        and all(_is_number(row.get(key)) for key in ("target_rps", "achieved_rps"))
+        and count(row.get("requests"))
+        and isinstance(row.get("latency_ms"), Mapping)
+        for row in stages
+    ):
+        raise bad("stages", "must be a list of {target_rps, achieved_rps, requests, latency_ms, ...} rows")
+    for key in ("schedule", "workers", "settings"):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise bad(key, "must be an object")
+    ok = data["requests"] - failures.get("total", 0)
+    if baseline and ok and not data.get("histogram"):
+        raise bad("histogram", "is missing, so latency cannot be compared with this baseline; use a full results file")

@@ -9,6 +9,15 @@ from load.judge import Decision, fmt_ms, fmt_ratio, fmt_rps
 STATUS_MARK = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}
 
 
+def _identity_line(decision: Decision) -> str:
+    """What was judged: the model's name and version and the deployment it served from."""
+    model, where = decision.model or {}, decision.deployment or {}
+    return (
+        f"Model `{model.get('name') or '?'}` version `{model.get('version') or '?'}` on "
+        f"{where.get('target') or '?'} deployment `{where.get('name') or '?'}` (`{where.get('scoring_uri') or '?'}`)."
+    )
+
+
 def decision_markdown(decision: Decision, *, results_file: str, junit_file: str | None) -> str:
     """decision.md: the verdict, the figures against the SLOs, and the reasons."""
     m = decision.metrics
@@ -19,6 +28,8 @@ def decision_markdown(decision: Decision, *, results_file: str, junit_file: str 
         f"Profile `{decision.profile}`: {m['requests']} requests in {m.get('duration_s') or 0:g} s "
         f"({fmt_rps(m['throughput_rps'])}); results `{results_file}`"
         + (f"; verify `{junit_file}`" if junit_file else ""),
+        "",
+        _identity_line(decision),
         "",
         "| check | measured | limit | status |",
         "|---|---|---|---|",

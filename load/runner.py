@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from deploy.base import PROJECT_ROOT, Deployment
 from load.capacity import SCHEDULE_LEAD_S, stage_rows
@@ -86,11 +87,16 @@ def wall_time_bound(profile: Profile, config: Config, *, distributed: bool = Fal
 
 
 def _free_port(host: str) -> int:
-    """A port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nobody listens on right now on `host`, or a UsageError naming --master-bind-host."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+            return port
+    except OSError as exc:
+        raise UsageError(
+            f"--master-bind-host {host}: cannot listen there ({exc.strerror or exc}); use an address of this machine"
+        ) from None
 
 
 def locust_command(profile: Profile, config: Config, *, host: str, request: RunRequest | None = None) -> list[str]:
@@ -262,11 +268,12 @@ def compose_results(
     exit_code: int | None,
     hit_wall_time_bound: bool,
     bound_s: float,
-    scoring_uri: str,
+    deployment: Deployment,
 ) -> dict[str, Any]:
-    """results.json from the Locust process's figures (empty figures when it wrote none)."""
+    """results.json from the Locust process's figures (empty figures when it wrote none), the key scrubbed."""
     profile = request.profile
     figures = figures or {}
+    scoring_uri = deployment.scoring_uri
     started = figures.get("started")
     ended = figures.get("ended") or figures.get("written")
     duration = max((ended or 0) - (started or 0), 0.0) if started else 0.0
@@ -290,6 +297,12 @@ def compose_results(
         "profile": profile.name,
         "model": profile.model,
         "target": {"scoring_uri": scoring_uri, "deployment_file": str(request.deployment_file)},
+        "deployment": {
+            "target": deployment.target,
+            "name": deployment.name,
+            "scoring_uri": scoring_uri,
+            "model": dict(deployment.model),
+        },
         "settings": {
             "users": profile.users,
             "spawn_rate": profile.spawn_rate,
@@ -312,10 +325,11 @@ def compose_results(
             "total": failed,
             "by_kind": errors,
             "by_status": {code: n for code, n in sorted(figures.get("statuses", {}).items()) if code != "200"},
-            "examples": figures.get("examples", {}),
+            "examples": {kind: scrub(str(text), deployment) for kind, text in figures.get("examples", {}).items()},
         },
         "error_ratio": round(failed / requests, 6) if requests else None,
         "throughput_rps": round(requests / duration, 3) if duration else 0.0,
+        "ok_throughput_rps": round((requests - failed) / duration, 3) if duration else 0.0,
         "latency_ms": latency,
         "histogram": histogram,
         "server_ms": server,
@@ -335,6 +349,7 @@ def compose_results(
         ran = max(duration - SCHEDULE_LEAD_S, 0.0)  # the schedule starts SCHEDULE_LEAD_S after the test
         if ran:
             results["throughput_rps"] = round(requests / min(ran, profile.run_time_s), 3)
+            results["ok_throughput_rps"] = round((requests - failed) / min(ran, profile.run_time_s), 3)
         rows = stage_rows(profile.stages, figures.get("stages", {}), schedule=figures.get("schedule", {}), ran_s=ran)
         results["stages"] = rows
         results["schedule"] = _schedule_totals(profile, rows, figures)
@@ -352,11 +367,23 @@ def compose_results(
     return results
 
 
+def scrub(text: str, deployment: Deployment) -> str:
+    """`text` with the scoring key (the value of the variable deployment.json names) blanked out."""
+    secret = os.environ.get(deployment.key_env) if deployment.key_env else None
+    if not secret:
+        return text
+    # The key as sent, as JSON may escape it, and as a URL would quote it (error pages echo any of these).
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret)[1:-1].replace("/", "\\/"), quote(secret, safe="")}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
+    """Write strict JSON atomically (a reader never sees half a file; NaN or infinity is a bug, not a figure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
 
 
@@ -402,6 +429,8 @@ def _finish_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 def run_load(request: RunRequest, *, echo: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
     """Run the profile against the deployment, bounded in wall time; write and return results.json."""
+    # A previous run's results must never stand in for this one's if this one fails.
+    (request.artifacts / "load" / request.profile.name / RESULTS_FILE).unlink(missing_ok=True)
     deployment = Deployment.load(request.deployment_file)
     deployment.key()  # a missing key is a usage error now, not 100% failures later
     host, _path = split_scoring_uri(deployment.scoring_uri)
@@ -457,7 +486,7 @@ def run_load(request: RunRequest, *, echo: Callable[[str], None] = print) -> tup
         exit_code=master.returncode,
         hit_wall_time_bound=hit_bound,
         bound_s=bound,
-        scoring_uri=deployment.scoring_uri,
+        deployment=deployment,
     )
     results_path = out_dir / RESULTS_FILE
     write_json(results_path, results)

@@ -67,7 +67,7 @@ def test_error_ratio_at_limit_promotes() -> None:
 def test_throughput_below_minimum_rejects() -> None:
     decision = judge(results(throughput_rps=9.5), SLO)
     assert decision.verdict == REJECT
-    assert decision.reasons == ["throughput 9.5 rps is below the SLO of 10.0 rps"]
+    assert decision.reasons == ["throughput of successful requests 9.5 rps is below the SLO of 10.0 rps"]
 
 
 def test_p99_slo_is_checked_when_configured() -> None:
@@ -150,7 +150,7 @@ def test_zero_requests_holds() -> None:
 def test_reject_outranks_hold_and_lists_both() -> None:
     decision = judge(results(cpu_warning=True, throughput_rps=2.0), SLO)
     assert decision.verdict == REJECT
-    assert decision.reasons[0] == "throughput 2.0 rps is below the SLO of 10.0 rps"
+    assert decision.reasons[0] == "throughput of successful requests 2.0 rps is below the SLO of 10.0 rps"
     assert decision.reasons[1].startswith("the load generator hit its CPU warning")
 
 
@@ -191,7 +191,7 @@ def test_markdown_shows_figures_against_slos() -> None:
     assert text.startswith("# Release decision: REJECT\n")
     assert "| throughput | 9.5 rps | >= 10.0 rps | FAIL |" in text
     assert "| p95 latency | 12.0 ms | <= 300 ms | pass |" in text
-    assert "- throughput 9.5 rps is below the SLO of 10.0 rps" in text
+    assert "- throughput of successful requests 9.5 rps is below the SLO of 10.0 rps" in text
 
 
 def test_console_table_starts_with_the_verdict() -> None:

@@ -74,7 +74,10 @@ def test_pipeline_summary_only_inside_azure_pipelines(
         (["run"], r"the following arguments are required: --profile"),
         (["run", "--profile", "smoke", "--users", "x"], r"argument --users: invalid int value: 'x'"),
         (["run", "--profile", "smoke"], r"deployment\.json: no deployment file; run `python -m deploy up"),
-        (["run", "--profile", "smoke", "--run-time", "0"], r"--run-time 0: expected seconds above 0"),
+        (
+            ["run", "--profile", "smoke", "--run-time", "0"],
+            r"--run-time 0: expected a finite number of seconds above 0",
+        ),
         (["run", "--profile", "smoke", "--workers", "-1"], r"--workers / --remote-workers: expected 0 or more"),
         (
             ["judge", "--baseline", "/nonexistent/base.json"],

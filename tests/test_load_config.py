@@ -68,7 +68,7 @@ def test_unknown_profile_names_the_known_ones() -> None:
         ("[mix.a]\nhorizon = 1\n[profiles.a]\nrun_time_s = 1\n", r"\[profiles\.a\]\.slo: missing SLO table"),
         (
             '[mix.a]\nhorizon = 1\n[profiles.a]\nrun_time_s = 1\n[profiles.a.slo]\np95_ms = "fast"\n',
-            r"\.p95_ms: expected a number >= 0, got 'fast'",
+            r"\.p95_ms: expected a finite number >= 0, got 'fast'",
         ),
     ],
     ids=["syntax", "no-mix", "bad-horizon", "no-run-time", "no-slo", "bad-slo"],
@@ -128,7 +128,7 @@ def test_overrides_and_the_wall_time_bound() -> None:
     command = locust_command(profile, config, host="http://127.0.0.1:1")
     assert "--headless" in command
     assert "--run-time" not in command  # the profile's shape in the locustfile ends the run
-    with pytest.raises(UsageError, match=r"--run-time 0: expected seconds above 0"):
+    with pytest.raises(UsageError, match=r"--run-time 0: expected a finite number of seconds above 0"):
         apply_overrides(profile, run_time_s=0, users=None)
     with pytest.raises(UsageError, match=r"--users 0: expected at least 1"):
         apply_overrides(profile, run_time_s=None, users=0)
