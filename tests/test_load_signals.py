@@ -15,6 +15,7 @@ from deploy.base import PROJECT_ROOT, Deployment
 from load.config import load_config
 from load.runner import RunRequest, compose_results
 from tests.fixtures.load_server import read_json, run_cli, serve
+from tests.fixtures.processes import alive
 
 KEY_ENV = "LOAD_ECHO_SCORING_KEY"
 SECRET = "echo-s3cret/never+logged=7c1d"  # '/', '+' and '=' as in real service keys
@@ -29,15 +30,6 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(child) for child in text.split()]
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @pytest.mark.slow
@@ -78,7 +70,7 @@ def test_sigterm_stops_locust(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            survivors = [pid for pid in locust if _alive(pid)]
+            survivors = [pid for pid in locust if alive(pid)]
             for pid in survivors:
                 os.kill(pid, signal.SIGKILL)
     assert survivors == [], "Locust outlived the cancelled load stage"

@@ -15,6 +15,7 @@ import pytest
 from deploy.base import PROJECT_ROOT
 from tests.fixtures.load_samples import results
 from tests.fixtures.load_server import LOAD_TIMEOUT_S, serve
+from tests.fixtures.processes import alive
 
 STOP_WAIT_S = 60  # the stub stages are instant; only a wedged release would take this long to unwind
 PASS_STAGE = ["-c", "pass"]
@@ -34,15 +35,6 @@ def _release(
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_unknown_profile_is_a_usage_error_before_any_stage(tmp_path: Path) -> None:
@@ -110,4 +102,4 @@ def test_sigterm_stops_the_running_stage_and_still_tears_down(tmp_path: Path) ->
     assert "release: interrupted" in err
     assert "=== teardown" in out
     assert down_file.read_text() == "down"  # the deployment would have been taken down
-    assert not _alive(verify_pid)
+    assert not alive(verify_pid)
