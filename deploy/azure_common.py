@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from deploy.base import PROJECT_ROOT, ConfigError
+from deploy.base import PROJECT_ROOT, ConfigError, ModelCard
+from deploy.base import read_model as base_read_model
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ SECRET_VAR: Final = "AZUREML_CLIENT_SECRET"
 AUTH_VAR: Final = "AZUREML_AUTH"
 AUTH_KINDS: Final = ("sp", "cli", "msi")
 DEFAULT_KEY_ENV: Final = "AZUREML_SCORING_KEY"
+MODEL_TAG: Final = "model_version"  # registered models carry model.json's content hash under this tag
+RELEASE_TAG: Final = "release_id"
+NO_RELEASE: Final = "manual"  # the release_id tag value outside Azure Pipelines
 # Release identifiers Azure Pipelines sets: classic release pipelines, then YAML runs (and build pipelines).
 RELEASE_ID_VARS: Final = ("RELEASE_RELEASEID", "BUILD_BUILDID")
 IN_PIPELINE_VAR: Final = "TF_BUILD"  # set to True on every Azure Pipelines agent
@@ -220,29 +224,12 @@ def resolve_auth(kind: str | None, *, env: Mapping[str, str] | None = None) -> A
     return AuthSpec("cli")
 
 
-@dataclass(frozen=True)
-class ModelCard:
-    """The model folder the build stage wrote: where it is, its name and content hash version."""
-
-    path: Path
-    name: str
-    version: str
-
-
 def read_model(model_dir: Path) -> ModelCard:
-    """Name and version from model.json; both model files must exist (docs/contracts.md)."""
-    card = model_dir / "model.json"
-    try:
-        raw = json.loads(card.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{card}: no model.json; run `python -m service.build` or pass --model-dir") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{card}: not readable JSON ({exc}); run `python -m service.build` to rewrite it") from None
-    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) and raw[key] for key in ("name", "version")):
-        raise ConfigError(f"{card}: expected string fields 'name' and 'version'; run `python -m service.build`")
+    """The model card, and model.pkl beside it: an Azure target uploads the whole folder."""
+    card = base_read_model(model_dir)
     if not (model_dir / "model.pkl").is_file():
         raise ConfigError(f"{model_dir / 'model.pkl'}: missing beside model.json; run `python -m service.build`")
-    return ModelCard(path=model_dir.resolve(), name=raw["name"], version=raw["version"])
+    return card
 
 
 def release_id(env: Mapping[str, str] | None = None) -> str | None:

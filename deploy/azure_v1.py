@@ -25,6 +25,9 @@ from deploy.azure_common import (
     DEFAULT_KEY_ENV,
     ENTRY_SCRIPT,
     IN_PIPELINE_VAR,
+    MODEL_TAG,
+    NO_RELEASE,
+    RELEASE_TAG,
     AuthSpec,
     ModelCard,
     WorkspaceSpec,
@@ -51,9 +54,6 @@ from deploy.base import DEPLOYMENT_FILE, ConfigError, DeployError, Deployment
 
 log = logging.getLogger(__name__)
 
-MODEL_TAG: Final = "model_version"  # registered models carry model.json's content hash under this tag
-RELEASE_TAG: Final = "release_id"
-NO_RELEASE: Final = "manual"  # the release_id tag value outside Azure Pipelines
 PYTHON_VERSION: Final = f"{sys.version_info.major}.{sys.version_info.minor}"  # the image runs what we test with
 HEALTHY: Final = "Healthy"
 TRANSITIONING: Final = "Transitioning"

@@ -134,6 +134,29 @@ def _type_word(expected: type) -> str:
     return {str: "a string", bool: "true or false", dict: "an object"}[expected]
 
 
+@dataclass(frozen=True)
+class ModelCard:
+    """The model folder the build stage wrote: where it is, its name and content-hash version."""
+
+    path: Path
+    name: str
+    version: str
+
+
+def read_model(model_dir: Path) -> ModelCard:
+    """Name and version from `model.json`, the build stage's record of the model (docs/contracts.md)."""
+    card = model_dir / "model.json"
+    try:
+        raw = json.loads(card.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{card}: no model.json; run `python -m service.build` first or pass --model-dir") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{card}: not readable JSON ({exc}); run `python -m service.build` to rewrite it") from None
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) and raw[key] for key in ("name", "version")):
+        raise ConfigError(f"{card}: expected string fields 'name' and 'version'; run `python -m service.build`")
+    return ModelCard(path=model_dir.resolve(), name=raw["name"], version=raw["version"])
+
+
 class Target(Protocol):
     """A place the scoring service runs. Each target module exposes one of these.
 

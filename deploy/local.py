@@ -10,7 +10,6 @@ with local_deployment(model_dir=Path("artifacts/model"), artifacts=Path("/tmp/a"
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import math
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.base import PROJECT_ROOT, ConfigError, DeployError, Deployment
+from deploy.base import PROJECT_ROOT, ConfigError, DeployError, Deployment, read_model
 
 log = logging.getLogger(__name__)
 
@@ -130,20 +129,6 @@ def _entry_script(configured: str | Path | None) -> Path:
     if not path.is_file():
         raise ConfigError(f"--entry-script {configured}: no such file; pass the path of a script with init() and run()")
     return path
-
-
-def _read_model(model_dir: Path) -> dict[str, str]:
-    """Name and version from `model.json`, the build stage's record of the model."""
-    path = model_dir / "model.json"
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no model.json; run `python -m service.build` first") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not readable JSON ({exc}); run `python -m service.build` to rewrite it") from None
-    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) for key in ("name", "version")):
-        raise ConfigError(f"{path}: expected string fields 'name' and 'version'; run `python -m service.build`")
-    return {"name": raw["name"], "version": raw["version"]}
 
 
 def _free_port() -> int:
@@ -361,7 +346,8 @@ class LocalTarget:
         """Start the server for `model_dir`, wait until healthy, and describe it (replacing a running one)."""
         settings = _Settings.from_options(options)
         model_dir = model_dir.resolve()
-        model = _read_model(model_dir)
+        card = read_model(model_dir)
+        model = {"name": card.name, "version": card.version}
         if settings.deployment_file is not None:
             self._replace_running(settings.deployment_file, artifacts=artifacts)
         artifacts.mkdir(parents=True, exist_ok=True)

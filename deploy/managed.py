@@ -26,6 +26,9 @@ from typing import Any, Final
 from deploy.azure_common import (
     DEFAULT_KEY_ENV,
     ENTRY_SCRIPT,
+    MODEL_TAG,
+    NO_RELEASE,
+    RELEASE_TAG,
     AuthSpec,
     ModelCard,
     WorkspaceSpec,
@@ -55,8 +58,6 @@ V2_PYTHON_VAR: Final = "RELEASE_V2_PYTHON"  # another interpreter with azure-ai-
 REEXEC_MARK: Final = "RELEASE_V2_REEXEC"  # set on the re-exec so a broken .venv-v2 cannot loop
 DEFAULT_V2_PYTHON: Final = PROJECT_ROOT / ".venv-v2" / "bin" / "python"
 PREFIX: Final = "forecast-ml"
-MODEL_TAG: Final = "model_version"
-NO_RELEASE: Final = "manual"
 # Microsoft's documented default size for managed online deployments; the model needs far less, but smaller
 # SKUs are not offered for managed online endpoints.
 DEFAULT_INSTANCE_TYPE: Final = "Standard_DS3_v2"
@@ -212,7 +213,7 @@ class ManagedTarget:
         )
 
         card = settings.card
-        tags = {MODEL_TAG: card.version, "model_name": card.name, "release_id": settings.release}
+        tags = {MODEL_TAG: card.version, "model_name": card.name, RELEASE_TAG: settings.release}
         endpoint = ManagedOnlineEndpoint(
             name=settings.endpoint,
             auth_mode="key",

@@ -26,11 +26,11 @@ import deploy.aks
 from deploy import azure_common
 from deploy.__main__ import main
 from deploy.base import PROJECT_ROOT
+from tests.fakes.folders import MODEL, Result, make_folders
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:azureml.*")
 
 FAKE_SECRET = "sp-secret-Xy7Qz1Wv8Kp3"
-MODEL = {"name": "demand-forecast", "version": "abc123def456"}
 REQUIREMENTS = "statsmodels==0.15.0\npandas==3.1.1  # the series\nnumpy==2.4.6\n"
 ACI_NAME = "forecast-aci-r42"
 SP_ENV = {"AZUREML_TENANT_ID": "tenant-1", "AZUREML_CLIENT_ID": "client-1", "AZUREML_CLIENT_SECRET": FAKE_SECRET}
@@ -70,29 +70,9 @@ class Project:
         (self.artifacts / "decision.json").write_text(json.dumps({"verdict": verdict, **fields}))
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-    logs: str
-
-    @property
-    def last_line(self) -> str:
-        lines = self.err.strip().splitlines()
-        return lines[-1] if lines else ""
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.pkl").write_bytes(b"not really a pickle")
-    (model / "model.json").write_text(json.dumps(MODEL))
-    service = tmp_path / "service"
-    service.mkdir()
-    (service / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return {}\n")
-    (service / "requirements.txt").write_text(REQUIREMENTS)
+    model, service = make_folders(tmp_path, requirements=REQUIREMENTS)
     return Project(model=model, service=service, artifacts=tmp_path / "artifacts")
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fakes.folders import Result, make_folders
 
 pytest.importorskip("azure.ai.ml", reason="the managed target's tests run in .venv-v2 (make managed-tests)")
 pytestmark = pytest.mark.filterwarnings("ignore:The `context` parameter is deprecated")  # azure-ai-ml on marshmallow
@@ -25,7 +26,6 @@ from deploy.__main__ import main  # noqa: E402
 from deploy.managed import V2Sdk  # noqa: E402
 
 FAKE_SECRET = "sp-secret-v2-Hh4Jj6Kk8"
-MODEL = {"name": "demand-forecast", "version": "abc123def456"}
 ENDPOINT = "forecast-ml-r42"
 DEPLOYMENT = "d-abc123def456"
 ENV = {
@@ -40,28 +40,9 @@ ENV = {
 CLEARED = ("TF_BUILD", "BUILD_BUILDID", "AZUREML_AUTH", "AZUREML_SCORING_KEY", "RELEASE_V2_REEXEC")
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-    logs: str
-
-    @property
-    def last_line(self) -> str:
-        lines = self.err.strip().splitlines()
-        return lines[-1] if lines else ""
-
-
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, Path]:
-    model, service = tmp_path / "model", tmp_path / "service"
-    model.mkdir()
-    service.mkdir()
-    (model / "model.pkl").write_bytes(b"not really a pickle")
-    (model / "model.json").write_text(json.dumps(MODEL))
-    (service / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return {}\n")
-    (service / "requirements.txt").write_text("statsmodels==0.15.0\npandas==3.1.1\n")
+    model, service = make_folders(tmp_path, requirements="statsmodels==0.15.0\npandas==3.1.1\n")
     return {"model": model, "service": service, "artifacts": tmp_path / "artifacts"}
 
 
