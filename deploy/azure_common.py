@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from deploy.base import PROJECT_ROOT, ConfigError, ModelCard
+from deploy.base import PROJECT_ROOT, ConfigError, ModelCard, read_json_object
 from deploy.base import read_model as base_read_model
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,14 @@ class WorkspaceSpec:
 
 
 def _workspace_from_file(path: Path, flag: str) -> WorkspaceSpec:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{flag} {path}: no such file; download config.json from the workspace's page") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{flag} {path}: not readable JSON ({exc}); download config.json again") from None
+    raw = read_json_object(
+        path,
+        label=f"{flag} {path}",
+        missing="no such file; download config.json from the workspace's page",
+        fix="download config.json again",
+    )
     fields = ("subscription_id", "resource_group", "workspace_name")
-    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) and raw[key] for key in fields):
+    if not all(isinstance(raw.get(key), str) and raw[key] for key in fields):
         raise ConfigError(f"{path}: expected string fields {', '.join(fields)}; download config.json again")
     return WorkspaceSpec(raw["subscription_id"], raw["resource_group"], raw["workspace_name"], source=str(path))
 

@@ -43,6 +43,19 @@ class ConfigError(DeployError):
     """The command, its flags or its input files are wrong: nothing was deployed (exit code 2)."""
 
 
+def read_json_object(path: Path, *, label: str, missing: str, fix: str) -> dict[str, Any]:
+    """A JSON object from a file; a missing, unreadable or non-object file is a ConfigError saying the fix."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: {missing}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{label}: not readable JSON ({exc}); {fix}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a JSON object, got {type(raw).__name__}; {fix}")
+    return raw
+
+
 @dataclass
 class Deployment:
     """What `deployment.json` holds: where the service answers and how to reach it (never the key)."""
@@ -79,14 +92,12 @@ class Deployment:
     @classmethod
     def load(cls, path: Path) -> Deployment:
         """Read a deployment file; a missing or malformed one raises DeployError naming the fix."""
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no deployment file; run `python -m deploy up --target local` first") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: not a readable deployment file ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a JSON object; redeploy to rewrite it")
+        raw = read_json_object(
+            path,
+            label=str(path),
+            missing="no deployment file; run `python -m deploy up --target local` first",
+            fix="redeploy to rewrite it",
+        )
         known = set(cls.__dataclass_fields__)
         missing = {"target", "name", "scoring_uri", "health_uri"} - raw.keys()
         if missing:
@@ -146,13 +157,13 @@ class ModelCard:
 def read_model(model_dir: Path) -> ModelCard:
     """Name and version from `model.json`, the build stage's record of the model (docs/contracts.md)."""
     card = model_dir / "model.json"
-    try:
-        raw = json.loads(card.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{card}: no model.json; run `python -m service.build` first or pass --model-dir") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{card}: not readable JSON ({exc}); run `python -m service.build` to rewrite it") from None
-    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) and raw[key] for key in ("name", "version")):
+    raw = read_json_object(
+        card,
+        label=str(card),
+        missing="no model.json; run `python -m service.build` first or pass --model-dir",
+        fix="run `python -m service.build` to rewrite it",
+    )
+    if not all(isinstance(raw.get(key), str) and raw[key] for key in ("name", "version")):
         raise ConfigError(f"{card}: expected string fields 'name' and 'version'; run `python -m service.build`")
     return ModelCard(path=model_dir.resolve(), name=raw["name"], version=raw["version"])
 
